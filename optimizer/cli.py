@@ -1,0 +1,210 @@
+"""The `optimize` command.
+
+    optimize MODEL.onnx [--target cpu] [-o OUT] [-O 0-3] [--shape NAME=1x3x320x320] [--inputs X.npz] ...
+    optimize targets [NAME]
+
+Errors print as one line on stderr (`optimize: error: ...`) with exit code 2 for usage mistakes and 1 for
+failures; `--debug` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from optimizer.errors import HwoptError, UsageError
+
+PROG = "optimize"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage and exiting, so every error is one line."""
+
+    def error(self, message: str):
+        raise UsageError(message)
+
+
+def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:
+    """`images=1x3x320x320` -> ("images", (1, 3, 320, 320))."""
+    name, sep, dims = text.rpartition("=")
+    try:
+        if not sep or not name:
+            raise ValueError
+        shape = tuple(int(d) for d in dims.lower().split("x"))
+        if any(d <= 0 for d in shape):
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid --shape '{text}': expected NAME=DIMS with positive sizes, e.g. images=1x3x320x320"
+        ) from None
+    return name, shape
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not '{text}'") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not '{text}'")
+    return value
+
+
+def _cosine(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], not '{text}'") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], not '{text}'")
+    return value
+
+
+def _opt_level(text: str) -> int:
+    level = text.upper().removeprefix("O")
+    if level not in ("0", "1", "2", "3"):
+        raise argparse.ArgumentTypeError(f"expected O0, O1, O2 or O3, not '{text}'")
+    return int(level)
+
+
+def _common_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and library warnings")
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON instead of a table")
+    parser.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
+
+
+def build_optimize_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Optimize an ONNX model for a target device, verify it and "
+                     "report how it changed. Other commands: `optimize targets [NAME]`.")
+    parser.add_argument("model", help="the ONNX model to optimize (never modified)")
+    parser.add_argument("--target", "-t", default="cpu", help="device profile (default: cpu; see `optimize targets`)")
+    parser.add_argument("--output", "-o", type=Path, help="output directory (default: ./<model name>-hwopt)")
+    parser.add_argument("--opt-level", "-O", type=_opt_level, default=2, metavar="O0-O3",
+                        help="O0 verify only, O1 cleanup, O2 (default) + simplify and fuse, O3 + opset upgrade")
+    parser.add_argument("--shape", action="append", type=parse_shape, default=[], metavar="NAME=DIMS",
+                        help="fix an input's dynamic dims, e.g. images=1x3x320x320 (repeatable)")
+    parser.add_argument("--inputs", type=Path, metavar="FILE.npz", help="real inputs for verification and timing")
+    parser.add_argument("--no-verify", action="store_true", help="skip the numerical check (huge models)")
+    parser.add_argument("--min-cosine", type=_cosine, default=None, metavar="C",
+                        help="lowest output cosine similarity that passes (default 0.9999)")
+    parser.add_argument("--no-benchmark", action="store_true", help="skip timing the two models")
+    parser.add_argument("--threads", type=_positive_int, help="ONNX Runtime intra-op threads")
+    parser.add_argument("--force", "-f", action="store_true", help="overwrite an existing output")
+    _common_flags(parser)
+    return parser
+
+
+def build_targets_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=f"{PROG} targets", description="List the device profiles, or show one.")
+    parser.add_argument("name", nargs="?", help="a target name or alias")
+    _common_flags(parser)
+    return parser
+
+
+def run_optimize(args: argparse.Namespace) -> int:
+    from optimizer.api import optimize
+    from optimizer.report import render_table
+    from optimizer.verify import DEFAULT_MIN_COSINE
+
+    shapes = dict(args.shape)
+    if len(shapes) != len(args.shape):
+        raise UsageError("--shape given twice for the same input")
+    model = Path(args.model)
+    output = args.output if args.output is not None else Path(f"{model.stem}-hwopt")
+    result = optimize(
+        model,
+        target=args.target,
+        shapes=shapes,
+        inputs=args.inputs,
+        output_dir=output,
+        opt_level=args.opt_level,
+        verify_outputs=not args.no_verify,
+        min_cosine=args.min_cosine if args.min_cosine is not None else DEFAULT_MIN_COSINE,
+        benchmark=not args.no_benchmark,
+        threads=args.threads,
+        force=args.force,
+    )
+    if args.json:
+        print(result.report.to_json())
+    elif not args.quiet:
+        print(render_table(result.report))
+        print(f"\nwrote {', '.join(str(f) for f in result.files)}")
+    return 0
+
+
+def run_targets(args: argparse.Namespace) -> int:
+    from optimizer.targets import all_targets, get_target
+
+    if args.name:
+        profile = get_target(args.name)
+        if args.json:
+            print(json.dumps(asdict(profile), indent=2))
+        else:
+            for key, value in asdict(profile).items():
+                shown = ", ".join(value) if isinstance(value, (list, tuple)) else value
+                print(f"{key:12} {shown}")
+        return 0
+    profiles = all_targets()
+    if args.json:
+        print(json.dumps([asdict(p) for p in profiles], indent=2))
+    else:
+        for profile in profiles:
+            aliases = f" (aliases: {', '.join(profile.aliases)})" if profile.aliases else ""
+            print(f"{profile.name:18} {profile.description}{aliases}")
+    return 0
+
+
+COMMANDS = {"targets": (build_targets_parser, run_targets)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    _quiet_libraries(debug)
+    try:
+        if argv and argv[0] in COMMANDS:
+            build, run = COMMANDS[argv[0]]
+            argv = argv[1:]
+        else:
+            build, run = build_optimize_parser, run_optimize
+        args = build().parse_args(argv)
+        return run(args)
+    except HwoptError as error:
+        if debug:
+            raise
+        print(f"{PROG}: error: {_one_line(str(error))}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # a bug in hwopt or a library: still one line, exit 1
+        if debug:
+            raise
+        print(f"{PROG}: internal error: {type(error).__name__}: {_one_line(str(error))} "
+              "(run with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _quiet_libraries(debug: bool) -> None:
+    """Library warnings (onnxscript's logging, Python warnings) would break the one-line error contract."""
+    if debug:
+        logging.basicConfig(level=logging.INFO)
+        return
+    logging.getLogger().setLevel(logging.ERROR)
+    logging.getLogger().addHandler(logging.NullHandler())
+    logging.lastResort = None
+    warnings.simplefilter("ignore")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

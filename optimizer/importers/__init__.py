@@ -1,0 +1,1 @@
+"""Importers that bring models from other frameworks into the ONNX IR (ONNX files load through optimizer.ir)."""

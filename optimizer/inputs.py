@@ -1,0 +1,113 @@
+"""Inputs for verification and timing: a user's `.npz`, calibration samples, or data generated from specs.
+
+Generated data follows the model's input specs: floats from a standard normal, integers in {0, 1} (valid
+indices for any embedding or Gather), booleans at random. Dynamic dims take the size given with `--shape`, or
+1 for a leading (batch) dim and DEFAULT_DYNAMIC_DIM elsewhere; a dim name shared by several inputs gets the same
+size in all of them (input_ids and attention_mask share "sequence").
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from optimizer.errors import UsageError
+from optimizer.ir import InputSpec
+
+Feeds = dict[str, np.ndarray]
+DEFAULT_DYNAMIC_DIM = 64
+
+
+def load_npz(path: str | os.PathLike, specs: Sequence[InputSpec]) -> Feeds:
+    """Read one set of inputs from an .npz whose keys are the model's input names."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such inputs file")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as error:
+        raise UsageError(f"{path}: not a readable .npz of input arrays ({error})") from None
+    return check_feeds(arrays, specs, source=str(path))
+
+
+def check_feeds(feeds: Mapping[str, np.ndarray], specs: Sequence[InputSpec], *, source: str) -> Feeds:
+    """Keep the model's inputs from `feeds`, cast to the input dtypes, and name any that are missing."""
+    missing = [spec.name for spec in specs if spec.name not in feeds]
+    if missing:
+        raise UsageError(f"{source}: missing input(s) {', '.join(missing)}; has {', '.join(feeds) or 'none'}")
+    checked = {}
+    for spec in specs:
+        array = np.asarray(feeds[spec.name])
+        if array.dtype != spec.dtype:
+            if array.dtype.kind != spec.dtype.kind and not (array.dtype.kind in "iu" and spec.dtype.kind in "iu"):
+                raise UsageError(
+                    f"{source}: input '{spec.name}' is {array.dtype}, the model expects {spec.dtype}"
+                )
+            array = array.astype(spec.dtype)
+        if spec.shape is not None and len(spec.shape) != array.ndim:
+            raise UsageError(
+                f"{source}: input '{spec.name}' has rank {array.ndim}, the model expects rank {len(spec.shape)}"
+            )
+        checked[spec.name] = array
+    return checked
+
+
+def first_sample(calibration: object, specs: Sequence[InputSpec]) -> Feeds:
+    """One set of inputs from calibration data: an .npz path, a mapping of arrays, or an iterable of those."""
+    if isinstance(calibration, (str, os.PathLike)):
+        return load_npz(calibration, specs)
+    if isinstance(calibration, Mapping):
+        return check_feeds(calibration, specs, source="calibration data")
+    if isinstance(calibration, Iterable):
+        for sample in calibration:
+            return first_sample(sample, specs)
+        raise UsageError("calibration data is empty")
+    raise UsageError(f"calibration data must be an .npz path, a dict of arrays or an iterable of dicts, "
+                     f"not {type(calibration).__name__}")
+
+
+def resolve_shape(
+    spec: InputSpec, shapes: Mapping[str, Sequence[int]], named_dims: dict[str, int]
+) -> tuple[int, ...]:
+    if spec.name in shapes:
+        return tuple(int(d) for d in shapes[spec.name])
+    if spec.shape is None:
+        raise UsageError(f"input '{spec.name}' has no known rank; give its shape with --shape {spec.name}=...")
+    dims = []
+    for axis, dim in enumerate(spec.shape):
+        if isinstance(dim, int) and dim > 0:
+            dims.append(dim)
+        elif isinstance(dim, str) and dim in named_dims:
+            dims.append(named_dims[dim])
+        else:
+            size = 1 if axis == 0 else DEFAULT_DYNAMIC_DIM
+            if isinstance(dim, str):
+                named_dims[dim] = size
+            dims.append(size)
+    return tuple(dims)
+
+
+def generate_inputs(
+    specs: Sequence[InputSpec], shapes: Mapping[str, Sequence[int]] | None = None, *, seed: int = 0
+) -> Feeds:
+    rng = np.random.default_rng(seed)
+    named_dims: dict[str, int] = {}
+    feeds = {}
+    for spec in specs:
+        shape = resolve_shape(spec, shapes or {}, named_dims)
+        kind = spec.dtype.kind
+        if kind == "f":
+            feeds[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
+        elif kind in "iu":
+            feeds[spec.name] = rng.integers(0, 2, size=shape).astype(spec.dtype)
+        elif kind == "b":
+            feeds[spec.name] = rng.integers(0, 2, size=shape).astype(bool)
+        else:
+            raise UsageError(f"cannot generate data for input '{spec.name}' of type {spec.dtype}; "
+                             "pass real inputs with --inputs FILE.npz")
+    return feeds

@@ -1,0 +1,50 @@
+"""The thin layer in front of onnx-ir: the only place in hwopt that touches ONNX protobuf.
+
+onnx-ir (`onnx_ir`) is the in-memory IR everywhere else; this package adds what hwopt needs around it:
+loading with clear errors and validation, atomic saving with external data for large models, shape
+inference, opset upgrades, conversion to and from protobuf for the runtimes, and small graph helpers.
+"""
+
+from __future__ import annotations
+
+import onnx_ir as ir
+
+from optimizer.ir.graph_info import (
+    InputSpec,
+    all_nodes,
+    count_nodes,
+    input_specs,
+    op_histogram,
+    initializer_bytes,
+)
+from optimizer.ir.model_io import (
+    EXTERNAL_DATA_THRESHOLD_BYTES,
+    from_proto,
+    load_model,
+    model_to_bytes,
+    save_model,
+    to_proto,
+    validate_model,
+)
+from optimizer.ir.opset import default_opset_version, upgrade_opset
+from optimizer.ir.shapes import infer_shapes
+
+__all__ = [
+    "EXTERNAL_DATA_THRESHOLD_BYTES",
+    "InputSpec",
+    "all_nodes",
+    "count_nodes",
+    "default_opset_version",
+    "from_proto",
+    "infer_shapes",
+    "initializer_bytes",
+    "input_specs",
+    "ir",
+    "load_model",
+    "model_to_bytes",
+    "op_histogram",
+    "save_model",
+    "to_proto",
+    "upgrade_opset",
+    "validate_model",
+]

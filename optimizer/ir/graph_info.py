@@ -1,0 +1,94 @@
+"""Read-only helpers over an onnx-ir model: node iteration into subgraphs, op counts, input specs, sizes."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import onnx_ir as ir
+
+
+def all_nodes(model: ir.Model) -> Iterator[ir.Node]:
+    """Every node of the main graph, its subgraphs (If/Loop/Scan bodies) and the model's functions."""
+    yield from ir.traversal.RecursiveGraphIterator(model.graph)
+    for function in model.functions.values():
+        yield from ir.traversal.RecursiveGraphIterator(function)
+
+
+def count_nodes(model: ir.Model) -> int:
+    return sum(1 for _ in all_nodes(model))
+
+
+def op_histogram(model: ir.Model) -> dict[str, int]:
+    """Node count per op type (custom domains spelled `domain::Op`), most frequent first."""
+    counts = collections.Counter(
+        node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
+        for node in all_nodes(model)
+    )
+    return dict(counts.most_common())
+
+
+def initializer_bytes(model: ir.Model) -> int:
+    """Bytes of weights in the main graph and its subgraphs, without reading external data."""
+    total = 0
+    graphs = [model.graph, *(g for node in all_nodes(model) for g in _subgraphs(node))]
+    for graph in graphs:
+        for value in graph.initializers.values():
+            if value.const_value is not None:
+                total += value.const_value.nbytes
+    return total
+
+
+def _subgraphs(node: ir.Node) -> Iterator[ir.Graph]:
+    for attr in node.attributes.values():
+        if attr.type == ir.AttributeType.GRAPH:
+            yield attr.value
+        elif attr.type == ir.AttributeType.GRAPHS:
+            yield from attr.value
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a graph input expects: name, NumPy dtype and shape (ints, or strings / None for dynamic dims)."""
+
+    name: str
+    dtype: np.dtype
+    shape: tuple[int | str | None, ...] | None
+
+    @property
+    def is_static(self) -> bool:
+        return self.shape is not None and all(isinstance(d, int) for d in self.shape)
+
+    def __str__(self) -> str:
+        dims = "?" if self.shape is None else "x".join(str(d if d is not None else "?") for d in self.shape)
+        return f"{self.name}: {self.dtype} [{dims}]"
+
+
+def input_specs(model: ir.Model) -> list[InputSpec]:
+    """The model's real inputs (graph inputs that are not also initializers)."""
+    specs = []
+    for value in model.graph.inputs:
+        if value.name in model.graph.initializers:
+            continue
+        specs.append(InputSpec(value.name, _numpy_dtype(value), _dims(value.shape)))
+    return specs
+
+
+def _numpy_dtype(value: ir.Value) -> np.dtype:
+    if value.dtype is None:
+        raise ValueError(f"input '{value.name}' has no element type")
+    return value.dtype.numpy()
+
+
+def _dims(shape: ir.Shape | None) -> tuple[int | str | None, ...] | None:
+    if shape is None:
+        return None
+    dims: list[int | str | None] = []
+    for dim in shape:
+        if isinstance(dim, int):
+            dims.append(dim)
+        else:
+            dims.append(dim.value)  # SymbolicDim: a name, or None when anonymous
+    return tuple(dims)

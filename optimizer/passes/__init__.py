@@ -1,0 +1,70 @@
+"""Graph passes, one per file, listed in one explicit table.
+
+Each pass is an onnx-ir InPlacePass with a typed config (see base.py). Pipelines (optimizer/pipeline.py) name
+passes by the keys of PASSES.
+"""
+
+from __future__ import annotations
+
+from optimizer.errors import UsageError
+from optimizer.passes.activation_fusion import FuseActivations
+from optimizer.passes.base import OptimizerPass, PassConfig, RuleSetPass
+from optimizer.passes.common_subexpression_elimination import (
+    CommonSubexpressionConfig,
+    EliminateCommonSubexpressions,
+)
+from optimizer.passes.constant_folding import FoldConstants, FoldConstantsConfig
+from optimizer.passes.fix_input_shapes import FixInputShapes, FixInputShapesConfig
+from optimizer.passes.fold_batchnorm import FoldBatchNorm
+from optimizer.passes.identity_elimination import EliminateIdentity
+from optimizer.passes.matmul_add_to_gemm import MatMulAddToGemm
+from optimizer.passes.remove_unused import RemoveUnused
+from optimizer.passes.simplify_shape_ops import SimplifyShapeOps
+from optimizer.passes.upgrade_opset import UpgradeOpset, UpgradeOpsetConfig
+
+PASSES: dict[str, type[OptimizerPass]] = {
+    cls.name: cls
+    for cls in (
+        FixInputShapes,
+        FoldConstants,
+        RemoveUnused,
+        EliminateIdentity,
+        EliminateCommonSubexpressions,
+        SimplifyShapeOps,
+        FoldBatchNorm,
+        MatMulAddToGemm,
+        FuseActivations,
+        UpgradeOpset,
+    )
+}
+
+
+def create_pass(name: str, config: PassConfig | None = None) -> OptimizerPass:
+    try:
+        pass_type = PASSES[name]
+    except KeyError:
+        raise UsageError(f"unknown pass '{name}'; known passes: {', '.join(PASSES)}") from None
+    return pass_type(config)
+
+
+__all__ = [
+    "PASSES",
+    "CommonSubexpressionConfig",
+    "EliminateCommonSubexpressions",
+    "EliminateIdentity",
+    "FixInputShapes",
+    "FixInputShapesConfig",
+    "FoldBatchNorm",
+    "FoldConstants",
+    "FoldConstantsConfig",
+    "FuseActivations",
+    "MatMulAddToGemm",
+    "OptimizerPass",
+    "PassConfig",
+    "RemoveUnused",
+    "RuleSetPass",
+    "SimplifyShapeOps",
+    "UpgradeOpset",
+    "UpgradeOpsetConfig",
+    "create_pass",
+]

@@ -1,0 +1,79 @@
+"""Remove nodes that pass their input through unchanged.
+
+Identity, Dropout in inference, Cast to the type it already has, Expand/Transpose/Reshape that keep the shape,
+and arithmetic with a neutral constant (x+0, x-0, x*1, x/1, shape-checked so broadcasting never changes). onnx-ir
+removes Identity nodes (keeping graph outputs' names); onnxscript has rules for most no-ops. It has no rule for a
+Reshape whose target equals the input's static shape, so that one is written here.
+"""
+
+from __future__ import annotations
+
+import onnx_ir as ir
+from onnx_ir.passes.common import IdentityEliminationPass
+from onnxscript.rewriter import MatchResult, RewriteRuleClassBase, RewriteRuleSet
+from onnxscript.rewriter.rules.common import (
+    add_0_rule,
+    div_by_1_rule,
+    dropout_inference_rule,
+    dropout_zero_rule,
+    mul_by_1_rule,
+    no_op_cast_rule,
+    no_op_expand_rule,
+    no_op_transpose_rule,
+    sub_0_rule,
+)
+
+from optimizer.passes.base import OptimizerPass
+
+
+class ReshapeToSameShape(RewriteRuleClassBase):
+    """`Reshape(x, shape)` where x's static shape already is the result's static shape."""
+
+    def pattern(self, op, x, shape):
+        return op.Reshape(x, shape, _allow_other_attributes=True)
+
+    def check(self, context, x: ir.Value, shape: ir.Value) -> MatchResult:
+        result = MatchResult()
+        output_shape = context.output_values[0].shape
+        if x.shape is None or output_shape is None:
+            return result.fail("shapes unknown")
+        if not (x.shape.is_static() and output_shape.is_static()):
+            return result.fail("dynamic shape")
+        if x.shape.dims != output_shape.dims:
+            return result.fail("shape changes")
+        return result
+
+    def rewrite(self, op, x, shape):
+        return op.Identity(x)
+
+
+_NO_OP_RULES = RewriteRuleSet(
+    [
+        *mul_by_1_rule.commute(),
+        *add_0_rule.commute(),
+        sub_0_rule,
+        div_by_1_rule,
+        dropout_zero_rule,
+        dropout_inference_rule,
+        no_op_cast_rule,
+        no_op_expand_rule,
+        no_op_transpose_rule,
+        ReshapeToSameShape.rule(),
+    ]
+)
+
+
+class EliminateIdentity(OptimizerPass):
+    name = "eliminate-identity"
+    summary = "remove Identity, inference Dropout and ops that keep their input unchanged"
+
+    def rewrite(self, model: ir.Model) -> int:
+        # The rules turn no-ops into Identity nodes; onnx-ir's pass then removes those without losing the
+        # names of graph outputs.
+        rewrites = _NO_OP_RULES.apply_to_model(model)
+        identities = sum(
+            1 for node in ir.traversal.RecursiveGraphIterator(model.graph) if node.op_type == "Identity"
+        )
+        IdentityEliminationPass()(model)
+        left = sum(1 for node in ir.traversal.RecursiveGraphIterator(model.graph) if node.op_type == "Identity")
+        return rewrites + (identities - left)

@@ -1,0 +1,135 @@
+"""Pipelines as data: for each pipeline name and opt level, the list of named stages to run, top to bottom.
+
+A stage is a list of passes repeated until none of them changes the graph (a fixpoint). Targets name the
+pipeline they use (optimizer/targets); `run_pipeline` runs one and reports what every pass did.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import onnx_ir as ir
+
+from optimizer.errors import HwoptError, PassError, UsageError
+from optimizer.ir import count_nodes, infer_shapes, validate_model
+from optimizer.passes import FixInputShapesConfig, OptimizerPass, PassConfig, create_pass
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    passes: tuple[str, ...]
+    max_iterations: int = 8
+    """A fixpoint is usually reached in 2-3 iterations; the cap guards against two rules undoing each other."""
+    configs: Mapping[str, PassConfig] = field(default_factory=dict)
+
+
+CLEANUP = Stage("cleanup", ("fold-constants", "eliminate-identity", "remove-unused"))
+SIMPLIFY = Stage(
+    "simplify",
+    (
+        "simplify-shape-ops",
+        "eliminate-common-subexpressions",
+        "fold-constants",
+        "eliminate-identity",
+        "remove-unused",
+    ),
+)
+FUSE = Stage("fuse", ("fold-batchnorm", "matmul-add-to-gemm", "fuse-activations", "remove-unused"))
+# Opset 21 brings standard Gelu (and LayerNormalization, from 17) that the fusions can then target.
+MODERNIZE = Stage("modernize", ("upgrade-opset",), max_iterations=1)
+
+OPT_LEVELS = (0, 1, 2, 3)
+DEFAULT_OPT_LEVEL = 2
+
+PIPELINES: dict[str, dict[int, tuple[Stage, ...]]] = {
+    "onnxruntime-cpu": {
+        0: (),
+        1: (CLEANUP,),
+        2: (CLEANUP, SIMPLIFY, FUSE),
+        3: (CLEANUP, SIMPLIFY, MODERNIZE, FUSE),
+    },
+}
+
+
+def pipeline_stages(pipeline: str, opt_level: int) -> tuple[Stage, ...]:
+    if pipeline not in PIPELINES:
+        raise UsageError(f"unknown pipeline '{pipeline}'; known: {', '.join(PIPELINES)}")
+    if opt_level not in OPT_LEVELS:
+        raise UsageError(f"opt level must be one of {', '.join(f'O{n}' for n in OPT_LEVELS)}, not {opt_level}")
+    return PIPELINES[pipeline][opt_level]
+
+
+def fix_shapes_stage(shapes: Mapping[str, Sequence[int]]) -> Stage:
+    config = FixInputShapesConfig({name: tuple(dims) for name, dims in shapes.items()})
+    return Stage("fix-shapes", ("fix-input-shapes",), max_iterations=1, configs={"fix-input-shapes": config})
+
+
+@dataclass
+class PassReport:
+    name: str
+    rewrites: int
+    seconds: float
+
+
+@dataclass
+class StageReport:
+    name: str
+    nodes_before: int
+    nodes_after: int
+    seconds: float
+    passes: list[PassReport]
+
+
+@dataclass
+class PipelineReport:
+    stages: list[StageReport] = field(default_factory=list)
+
+    @property
+    def rewrites(self) -> int:
+        return sum(p.rewrites for stage in self.stages for p in stage.passes)
+
+
+def run_pipeline(model: ir.Model, stages: Sequence[Stage], *, validate: bool = True) -> PipelineReport:
+    """Run `stages` on `model` in place and return what each pass did.
+
+    Shapes are inferred before each stage because the rewrite rules check them; the result is checked with
+    the ONNX checker so a broken rewrite is caught here, by stage name, rather than in a runtime later.
+    """
+    report = PipelineReport()
+    for stage in stages:
+        infer_shapes(model)
+        passes = [create_pass(name, stage.configs.get(name)) for name in stage.passes]
+        nodes_before = count_nodes(model)
+        start = time.perf_counter()
+        manager = ir.passes.PassManager(passes, steps=stage.max_iterations, early_stop=True)
+        try:
+            manager(model)
+        except HwoptError:
+            raise
+        except Exception as error:
+            raise PassError(f"stage '{stage.name}' failed: {_culprit(passes, error)}") from error
+        report.stages.append(
+            StageReport(
+                name=stage.name,
+                nodes_before=nodes_before,
+                nodes_after=count_nodes(model),
+                seconds=time.perf_counter() - start,
+                passes=[PassReport(p.name, p.total_rewrites, p.total_seconds) for p in passes],
+            )
+        )
+    if validate and stages:
+        validate_model(model, source="optimized model")
+    return report
+
+
+def _culprit(passes: list[OptimizerPass], error: Exception) -> str:
+    """onnx-ir wraps a failing pass's exception; name the pass from its cause when we can."""
+    cause = error.__cause__ or error
+    first_line = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+    for p in passes:
+        if p.name in str(error) or type(p).__name__ in str(error):
+            return f"pass '{p.name}': {first_line}"
+    return first_line

@@ -1,0 +1,113 @@
+"""The run report: what went in, what came out, what changed, how it verified and how fast it runs.
+
+It is written as `report.json` beside the optimized model (schema versioned by REPORT_SCHEMA_VERSION) and
+printed as a table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from optimizer.backends.onnxruntime import LatencyStats
+from optimizer.pipeline import PipelineReport
+from optimizer.verify import Verification
+
+REPORT_SCHEMA_VERSION = 1
+
+
+@dataclass
+class ModelSummary:
+    path: str
+    size_bytes: int
+    nodes: int
+    op_histogram: dict[str, int]
+    opset: int
+
+
+@dataclass
+class Report:
+    source: str
+    target: str
+    runtime: str
+    runtime_version: str
+    opt_level: int
+    inputs: list[str]
+    original: ModelSummary
+    optimized: ModelSummary
+    pipeline: PipelineReport
+    verification: Verification | None
+    latency_original: LatencyStats | None = None
+    latency_optimized: LatencyStats | None = None
+    threads: int | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    schema_version: int = REPORT_SCHEMA_VERSION
+
+    @property
+    def speedup(self) -> float | None:
+        if self.latency_original is None or self.latency_optimized is None:
+            return None
+        return self.latency_original.median_ms / self.latency_optimized.median_ms
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["speedup"] = self.speedup
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, default=float)
+
+    def write(self, path: str | os.PathLike) -> None:
+        """Write report.json atomically (temporary file, then rename)."""
+        path = Path(path)
+        temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        temporary.write_text(self.to_json() + "\n", encoding="utf-8")
+        os.replace(temporary, path)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def render_table(report: Report) -> str:
+    """A plain-text summary for the terminal."""
+    lines = [
+        f"hwopt  {report.source} -> {report.optimized.path}",
+        f"target {report.target} ({report.runtime} {report.runtime_version}, O{report.opt_level}"
+        + (f", {report.threads} threads" if report.threads else "") + ")",
+        "",
+        f"{'':24}{'original':>12}{'optimized':>12}",
+    ]
+    if report.latency_original and report.latency_optimized:
+        lines.append(
+            f"{'latency, median ms':24}{report.latency_original.median_ms:>12.3f}"
+            f"{report.latency_optimized.median_ms:>12.3f}   {report.speedup:.2f}x"
+        )
+    lines.append(f"{'size':24}{_size(report.original.size_bytes):>12}{_size(report.optimized.size_bytes):>12}")
+    lines.append(f"{'nodes':24}{report.original.nodes:>12}{report.optimized.nodes:>12}")
+    ops = list(dict.fromkeys([*report.original.op_histogram, *report.optimized.op_histogram]))
+    for op in ops:
+        before, after = report.original.op_histogram.get(op, 0), report.optimized.op_histogram.get(op, 0)
+        marker = "" if before == after else "  *"
+        lines.append(f"  {op:22}{before:>12}{after:>12}{marker}")
+    lines.append("")
+    changed = [f"{p.name} {p.rewrites}" for s in report.pipeline.stages for p in s.passes if p.rewrites]
+    lines.append("passes: " + (", ".join(changed) if changed else "nothing to change"))
+    verification = report.verification
+    if verification is None:
+        lines.append("fidelity: not verified (--no-verify)")
+    else:
+        lines.append(f"fidelity ({verification.inputs_source} inputs, cosine >= "
+                     f"{verification.thresholds.min_cosine}): {'PASS' if verification.passed else 'FAIL'}")
+        for o in verification.outputs:
+            lines.append(
+                f"  {o.name:22} cosine {o.cosine:.7f}  max abs {o.max_abs_error:.3g}  "
+                f"max rel {o.max_rel_error:.3g}"
+            )
+    return "\n".join(lines)

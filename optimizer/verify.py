@@ -1,0 +1,128 @@
+"""Numerical verification: run the original and the optimized model on the same inputs and compare outputs.
+
+Both run in ONNX Runtime with its own graph optimizations off, so what is compared is exactly what hwopt's
+passes changed. Float outputs get max abs error, max rel error and cosine similarity; integer and boolean
+outputs must match exactly (a class index or a mask that flips is a real difference, however small).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from optimizer.backends.onnxruntime import create_session
+from optimizer.errors import VerificationError
+
+DEFAULT_MIN_COSINE = 0.9999
+
+
+@dataclass(frozen=True)
+class FidelityThresholds:
+    min_cosine: float = DEFAULT_MIN_COSINE
+    max_abs_error: float | None = None
+    """Off by default: an absolute bound means little without knowing the output's scale."""
+
+
+@dataclass
+class OutputFidelity:
+    name: str
+    shape: list[int]
+    max_abs_error: float
+    max_rel_error: float
+    cosine: float
+    mismatched_elements: int
+    passed: bool
+
+
+@dataclass
+class Verification:
+    passed: bool
+    inputs_source: str
+    thresholds: FidelityThresholds
+    outputs: list[OutputFidelity] = field(default_factory=list)
+
+    @property
+    def worst_cosine(self) -> float:
+        return min((o.cosine for o in self.outputs), default=1.0)
+
+    def failure_message(self) -> str:
+        bad = [o for o in self.outputs if not o.passed]
+        parts = [
+            f"'{o.name}' cosine {o.cosine:.6f}, max abs error {o.max_abs_error:.3g}"
+            + (f", {o.mismatched_elements} elements differ" if o.mismatched_elements else "")
+            for o in bad
+        ]
+        return (f"the optimized model does not match the original (needs cosine >= "
+                f"{self.thresholds.min_cosine}): " + "; ".join(parts))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def compare_outputs(
+    name: str, reference: np.ndarray, candidate: np.ndarray, thresholds: FidelityThresholds
+) -> OutputFidelity:
+    reference, candidate = np.asarray(reference), np.asarray(candidate)
+    if reference.shape != candidate.shape:
+        return OutputFidelity(name, list(reference.shape), float("inf"), float("inf"), 0.0, reference.size, False)
+    if reference.dtype.kind not in "fc":
+        mismatched = int(np.count_nonzero(reference != candidate))
+        return OutputFidelity(
+            name, list(reference.shape), float(mismatched > 0), float(mismatched > 0),
+            1.0 if mismatched == 0 else 0.0, mismatched, mismatched == 0,
+        )
+    ref = reference.astype(np.float64).ravel()
+    cand = candidate.astype(np.float64).ravel()
+    # NaN or inf in the same places is agreement; anywhere else it is a mismatch.
+    ref_finite, cand_finite = np.isfinite(ref), np.isfinite(cand)
+    same_special = (~ref_finite & ~cand_finite) & ((ref == cand) | (np.isnan(ref) & np.isnan(cand)))
+    mismatched = int(np.count_nonzero((ref_finite != cand_finite) | (~ref_finite & ~same_special)))
+    both = ref_finite & cand_finite
+    ref, cand = ref[both], cand[both]
+    diff = np.abs(ref - cand)
+    max_abs = float(diff.max()) if diff.size else 0.0
+    # Relative to the reference, floored at a millionth of its largest magnitude so near-zeros don't explode.
+    floor = max(float(np.abs(ref).max()) * 1e-6, np.finfo(np.float32).tiny) if ref.size else 1.0
+    max_rel = float((diff / np.maximum(np.abs(ref), floor)).max()) if diff.size else 0.0
+    cosine = _cosine(ref, cand)
+    passed = mismatched == 0 and cosine >= thresholds.min_cosine
+    if thresholds.max_abs_error is not None:
+        passed = passed and max_abs <= thresholds.max_abs_error
+    return OutputFidelity(name, list(reference.shape), max_abs, max_rel, cosine, mismatched, passed)
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    norm_a, norm_b = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    if norm_a == 0.0 and norm_b == 0.0:
+        return 1.0
+    if norm_a == 0.0 or norm_b == 0.0:
+        return 0.0
+    return float(np.clip(np.dot(a, b) / (norm_a * norm_b), -1.0, 1.0))
+
+
+def run_reference(model: str | os.PathLike | bytes, feeds: Mapping[str, np.ndarray], *, label: str,
+                  threads: int | None = None) -> dict[str, np.ndarray]:
+    session = create_session(model, optimization="disabled", threads=threads, label=label)
+    return session.run(feeds)
+
+
+def verify(
+    original: str | os.PathLike | bytes,
+    optimized: str | os.PathLike | bytes,
+    feeds: Mapping[str, np.ndarray],
+    *,
+    inputs_source: str,
+    thresholds: FidelityThresholds = FidelityThresholds(),
+    threads: int | None = None,
+) -> Verification:
+    """Compare the two models on `feeds`. Outputs are matched by name; a missing output fails."""
+    expected = run_reference(original, feeds, label="original model", threads=threads)
+    actual = run_reference(optimized, feeds, label="optimized model", threads=threads)
+    missing = [name for name in expected if name not in actual]
+    if missing:
+        raise VerificationError(f"the optimized model lost output(s) {', '.join(missing)}")
+    outputs = [compare_outputs(name, expected[name], actual[name], thresholds) for name in expected]
+    return Verification(all(o.passed for o in outputs), inputs_source, thresholds, outputs)
