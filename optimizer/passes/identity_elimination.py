@@ -3,7 +3,8 @@
 Identity, Dropout in inference, Cast to the type it already has, Expand/Transpose/Reshape that keep the shape,
 and arithmetic with a neutral constant (x+0, x-0, x*1, x/1, shape-checked so broadcasting never changes). onnx-ir
 removes Identity nodes (keeping graph outputs' names); onnxscript has rules for most no-ops. It has no rule for a
-Reshape whose target equals the input's static shape, so that one is written here.
+Reshape whose target equals the input's static shape, and its Dropout rules only match a Dropout whose ratio or
+training_mode is spelled out (exporters usually write a bare `Dropout(x)`), so those two are written here.
 """
 
 from __future__ import annotations
@@ -47,6 +48,37 @@ class ReshapeToSameShape(RewriteRuleClassBase):
         return op.Identity(x)
 
 
+def _dropout_in_inference(node: ir.Node) -> bool:
+    """A Dropout that runs in inference mode and whose mask nobody reads is an Identity."""
+    if node.op_type != "Dropout" or node.domain not in ("", "ai.onnx"):
+        return False
+    if len(node.outputs) > 1 and (node.outputs[1].uses() or node.outputs[1].is_graph_output()):
+        return False
+    is_test = node.attributes.get("is_test")  # opsets 1-6 spelled inference mode as is_test=1
+    if is_test is not None:
+        return is_test.as_int() == 1
+    training = node.inputs[2] if len(node.inputs) > 2 else None
+    if training is None:
+        return True
+    value = training.const_value
+    return value is not None and not bool(value.numpy().reshape(()))
+
+
+def _replace_dropouts(graph: ir.Graph) -> int:
+    """Turn inference Dropouts into Identity nodes in place (names and graph outputs stay as they are)."""
+    replaced = 0
+    for node in ir.traversal.RecursiveGraphIterator(graph):
+        if not _dropout_in_inference(node):
+            continue
+        node.resize_inputs(1)
+        node.resize_outputs(1)
+        for name in list(node.attributes):
+            del node.attributes[name]
+        node.op_type = "Identity"
+        replaced += 1
+    return replaced
+
+
 _NO_OP_RULES = RewriteRuleSet(
     [
         *mul_by_1_rule.commute(),
@@ -70,7 +102,7 @@ class EliminateIdentity(OptimizerPass):
     def rewrite(self, model: ir.Model) -> int:
         # The rules turn no-ops into Identity nodes; onnx-ir's pass then removes those without losing the
         # names of graph outputs.
-        rewrites = _NO_OP_RULES.apply_to_model(model)
+        rewrites = _NO_OP_RULES.apply_to_model(model) + _replace_dropouts(model.graph)
         identities = sum(
             1 for node in ir.traversal.RecursiveGraphIterator(model.graph) if node.op_type == "Identity"
         )

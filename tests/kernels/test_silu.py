@@ -6,6 +6,7 @@ reference and of the `optimizer.kernels.silu` dispatcher run either way.
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import numpy as np
@@ -36,9 +37,19 @@ def _silu_float64(x: np.ndarray) -> np.ndarray:
     return x / (1 + np.exp(-x))
 
 
+# The native kernel is built once per instruction set and picks the widest this CPU runs; the tests run every copy
+# the CPU can, since users on other machines get the narrower ones.
+ISAS = kernels.load_native().silu_isas() if kernels.native_available() else ["none"]
+
+
 @pytest.fixture(scope="module")
 def native():
     return kernels.load_native()
+
+
+@pytest.fixture(params=ISAS)
+def isa(request):
+    return request.param
 
 
 def _random(shape: tuple[int, ...], scale: float = 8.0, seed: int = 0) -> np.ndarray:
@@ -66,9 +77,9 @@ def test_reference_keeps_the_dtype():
 
 @requires_native
 @pytest.mark.parametrize("shape", SHAPES + [LARGE_SHAPE], ids=str)
-def test_native_matches_reference(native, shape):
+def test_native_matches_reference(native, isa, shape):
     x = _random(shape)
-    y = native.silu(x)
+    y = native.silu(x, isa=isa)
     assert y.shape == x.shape
     assert y.dtype == np.float32
     assert y.flags.c_contiguous
@@ -76,10 +87,25 @@ def test_native_matches_reference(native, shape):
 
 
 @requires_native
-def test_native_matches_reference_across_magnitudes(native):
+def test_native_matches_reference_across_magnitudes(native, isa):
     magnitudes = np.logspace(-38, 38, 20_001, dtype=np.float64)
     x = np.concatenate([magnitudes, -magnitudes, [0.0, -0.0]]).astype(np.float32)
-    np.testing.assert_allclose(native.silu(x), silu_reference(x), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(native.silu(x, isa=isa), silu_reference(x), rtol=RTOL, atol=ATOL)
+
+
+@requires_native
+def test_native_instruction_sets_agree_bit_for_bit(native):
+    # Every copy does the same IEEE operations in the same order (no FMA contraction), so a result never depends
+    # on the machine, down to the sign of zero; only which NaN comes out may differ. Random bit patterns cover
+    # every exponent, infinities and NaN included.
+    bits = np.random.default_rng(4).integers(0, 2**32, 1 << 20, dtype=np.uint64).astype(np.uint32)
+    x = np.concatenate([bits.view(np.float32), np.linspace(-120, 120, 100_001, dtype=np.float32)])
+    widest = native.silu(x)
+    nan = np.isnan(widest)
+    for isa in native.silu_isas():
+        y = native.silu(x, isa=isa)
+        np.testing.assert_array_equal(np.isnan(y), nan, err_msg=isa)
+        np.testing.assert_array_equal(y[~nan].view(np.uint32), widest[~nan].view(np.uint32), err_msg=isa)
 
 
 @requires_native
@@ -93,19 +119,19 @@ def test_native_returns_a_new_array_and_leaves_the_input_alone(native):
 
 @requires_native
 @pytest.mark.parametrize("shape", SHAPES + [LARGE_SHAPE], ids=str)
-def test_native_inplace_matches_out_of_place(native, shape):
+def test_native_inplace_matches_out_of_place(native, isa, shape):
     x = _random(shape, seed=1)
-    expected = native.silu(x)
-    assert native.silu_inplace(x) is None
+    expected = native.silu(x, isa=isa)
+    assert native.silu_inplace(x, isa=isa) is None
     np.testing.assert_array_equal(x, expected)
 
 
 @requires_native
-def test_native_inplace_on_a_contiguous_slice_touches_only_the_slice(native):
+def test_native_inplace_on_a_contiguous_slice_touches_only_the_slice(native, isa):
     # Starts one float in, so the slice is not 16-byte aligned, and is 19 long, not a multiple of the vector width.
     buffer = _random((32,), seed=2)
     before = buffer.copy()
-    native.silu_inplace(buffer[1:20])
+    native.silu_inplace(buffer[1:20], isa=isa)
     np.testing.assert_allclose(buffer[1:20], silu_reference(before[1:20]), rtol=RTOL, atol=ATOL)
     np.testing.assert_array_equal(buffer[0], before[0])
     np.testing.assert_array_equal(buffer[20:], before[20:])
@@ -154,13 +180,13 @@ def test_reference_nan_propagates():
 
 
 @requires_native
-def test_native_extremes(native):
-    _check_extremes(native.silu)
+def test_native_extremes(native, isa):
+    _check_extremes(functools.partial(native.silu, isa=isa))
 
 
 @requires_native
-def test_native_nan_propagates(native):
-    _check_nan_propagates(native.silu)
+def test_native_nan_propagates(native, isa):
+    _check_nan_propagates(functools.partial(native.silu, isa=isa))
 
 
 # The dispatcher, native or not.
@@ -235,5 +261,12 @@ def test_load_native_explains_how_to_build_it(monkeypatch):
 
 
 @requires_native
-def test_native_reports_openmp(native):
+def test_native_reports_openmp_and_instruction_sets(native):
     assert isinstance(native.openmp, bool)
+    assert native.silu_isas()[-1] == "baseline"
+
+
+@requires_native
+def test_native_rejects_an_unknown_instruction_set(native):
+    with pytest.raises(ValueError, match="not available on this CPU"):
+        native.silu(np.ones(3, np.float32), isa="no-such-isa")

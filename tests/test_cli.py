@@ -1,0 +1,87 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from optimizer.cli import main
+from optimizer.examples.make_demo_model import build_demo_model
+from optimizer.ir import save_model
+
+
+@pytest.fixture
+def demo_path(tmp_path):
+    path = tmp_path / "demo.onnx"
+    save_model(build_demo_model(), path)
+    return path
+
+
+def test_optimize_prints_the_table_and_writes_the_output(demo_path, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main([str(demo_path), "--target", "cpu", "-o", str(out), "--threads", "1"])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "latency, median ms" in printed and "PASS" in printed and "BatchNormalization" in printed
+    assert (out / "model.onnx").is_file() and (out / "report.json").is_file()
+
+
+def test_json_output_is_the_report(demo_path, tmp_path, capsys):
+    code = main([str(demo_path), "-o", str(tmp_path / "o"), "--json", "--no-benchmark", "-O1"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["opt_level"] == 1 and report["latency_original"] is None
+
+
+@pytest.mark.parametrize(
+    "argv, code, message",
+    [
+        (["missing.onnx"], 2, "no such file"),
+        (["{demo}", "--target", "toaster"], 2, "unknown target 'toaster'"),
+        (["{demo}", "--shape", "image=1x3xbad"], 2, "invalid --shape"),
+        (["{demo}", "--shape", "nope=1x3x32x32"], 2, "unknown input"),
+        (["{demo}", "-O", "9"], 2, "O0, O1, O2 or O3"),
+        (["{demo}", "--threads", "0"], 2, "positive integer"),
+        (["{demo}", "--frobnicate"], 2, "unrecognized arguments"),
+        ([], 2, "the following arguments are required: model"),
+        (["targets", "toaster"], 2, "unknown target"),
+    ],
+)
+def test_bad_usage_is_one_line_with_exit_code_2(demo_path, tmp_path, capsys, argv, code, message):
+    argv = [a.replace("{demo}", str(demo_path)) for a in argv] + ["-o", str(tmp_path / "o")]
+    if argv[0] == "targets":
+        argv = argv[:2]
+    assert main(argv) == code
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("optimize: error:") and message in err
+
+
+def test_corrupt_model_fails_with_exit_code_1(tmp_path, capsys):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07\x12\x04junk" + bytes(100))
+    assert main([str(bad), "-o", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(bad) in err
+
+
+def test_existing_output_without_force_is_refused(demo_path, tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main([str(demo_path), "-o", str(out), "--no-benchmark", "-q"]) == 0
+    assert main([str(demo_path), "-o", str(out), "--no-benchmark"]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert main([str(demo_path), "-o", str(out), "--no-benchmark", "--force", "-q"]) == 0
+
+
+def test_targets_lists_and_shows(capsys):
+    assert main(["targets"]) == 0
+    assert "cpu" in capsys.readouterr().out
+    assert main(["targets", "host", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == "cpu"
+
+
+def test_console_script_runs_as_a_module(demo_path, tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "optimizer", str(demo_path), "-o", str(tmp_path / "o"), "--no-benchmark", "-q"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "" and done.stderr == ""
