@@ -1,16 +1,20 @@
 """Remove nodes that pass their input through unchanged.
 
 Identity, Dropout in inference, Cast to the type it already has, Expand/Transpose/Reshape that keep the shape,
-and arithmetic with a neutral constant (x+0, x-0, x*1, x/1, shape-checked so broadcasting never changes). onnx-ir
-removes Identity nodes (keeping graph outputs' names); onnxscript has rules for most no-ops. It has no rule for a
-Reshape whose target equals the input's static shape, and its Dropout rules only match a Dropout whose ratio or
-training_mode is spelled out (exporters usually write a bare `Dropout(x)`), so those two are written here.
+and arithmetic with a neutral constant (x+0, x-0, x*1, x/1, shape-checked so broadcasting never changes).
+onnxscript has rules for most no-ops, which turn them into Identity nodes; those are then removed here.
+onnxscript has no rule for a Reshape whose target equals the input's static shape, and its Dropout rules only
+match a Dropout whose ratio or training_mode is spelled out (exporters usually write a bare `Dropout(x)`), so
+those two are written here.
+
+Identity removal is our own too: onnx-ir's IdentityEliminationPass (1.1) also removes the Identity a subgraph
+needs to output a value of the enclosing graph (and raises), and merges `y = Identity(x)` when both x and y
+are graph outputs (a Scan body's state and scan outputs), which changes results.
 """
 
 from __future__ import annotations
 
 import onnx_ir as ir
-from onnx_ir.passes.common import IdentityEliminationPass
 from onnxscript.rewriter import MatchResult, RewriteRuleClassBase, RewriteRuleSet
 from onnxscript.rewriter.rules.common import (
     add_0_rule,
@@ -79,6 +83,38 @@ def _replace_dropouts(graph: ir.Graph) -> int:
     return replaced
 
 
+def _remove_identity(node: ir.Node) -> int:
+    """Bypass `y = Identity(x)`; when y is a graph output, x takes y's place and name, if it can."""
+    if node.op_type != "Identity" or node.domain not in ("", "ai.onnx"):
+        return 0
+    if len(node.inputs) != 1 or len(node.outputs) != 1 or node.inputs[0] is None:
+        return 0
+    x, y = node.inputs[0], node.outputs[0]
+    graph = node.graph
+    if y.is_graph_output():
+        keeps_identity = (
+            x.is_graph_input()
+            or x.is_initializer()
+            or x.is_graph_output()  # two outputs would become one value
+            or x.producer() is None
+            or x.producer().graph is not graph  # a subgraph outputs an outer value only through a node
+        )
+        if keeps_identity:
+            return 0
+    if y.type is not None and x.type is None:
+        x.type = y.type
+    if x.shape is None and y.shape is not None:
+        x.shape = y.shape
+    was_output = y.is_graph_output()
+    ir.convenience.replace_all_uses_with(y, x, replace_graph_outputs=True)
+    if was_output:
+        name = y.name
+        y.name = None
+        x.name = name
+    graph.remove(node, safe=True)
+    return 1
+
+
 _NO_OP_RULES = RewriteRuleSet(
     [
         *mul_by_1_rule.commute(),
@@ -100,12 +136,8 @@ class EliminateIdentity(OptimizerPass):
     summary = "remove Identity, inference Dropout and ops that keep their input unchanged"
 
     def rewrite(self, model: ir.Model) -> int:
-        # The rules turn no-ops into Identity nodes; onnx-ir's pass then removes those without losing the
-        # names of graph outputs.
         rewrites = _NO_OP_RULES.apply_to_model(model) + _replace_dropouts(model.graph)
-        identities = sum(
-            1 for node in ir.traversal.RecursiveGraphIterator(model.graph) if node.op_type == "Identity"
-        )
-        IdentityEliminationPass()(model)
-        left = sum(1 for node in ir.traversal.RecursiveGraphIterator(model.graph) if node.op_type == "Identity")
-        return rewrites + (identities - left)
+        for graph_like in (model.graph, *model.functions.values()):
+            for node in list(ir.traversal.RecursiveGraphIterator(graph_like)):
+                rewrites += _remove_identity(node)
+        return rewrites

@@ -114,3 +114,41 @@ def test_dropout_in_training_mode_or_with_a_used_mask_stays():
     )
     EliminateIdentity()(model)
     assert op_types(model).count("Dropout") == 2
+
+
+def test_identity_a_subgraph_needs_to_output_an_outer_value_stays():
+    model = model_from_text(
+        """
+        <ir_version: 9, opset_import: ["" : 17]>
+        g (float[2] x, bool c) => (float[2] z) {
+            r = Relu (x)
+            z = If (c) <
+                then_branch = t () => (float[2] a) { a = Identity (r) },
+                else_branch = e () => (float[2] b) { b = Neg (r) }
+            >
+        }
+        """
+    )
+    original = model_to_bytes(model)
+    EliminateIdentity()(model)
+    feeds = {"x": np.array([1.0, -2.0], np.float32), "c": np.array(True)}
+    assert_equivalent(original, model, feeds)
+
+
+def test_scan_body_whose_state_is_also_the_scan_output_keeps_both_outputs():
+    model = model_from_text(
+        """
+        <ir_version: 9, opset_import: ["" : 17]>
+        g (float[2] init, float[3, 2] xs) => (float[2] final, float[3, 2] partial) {
+            final, partial = Scan <num_scan_inputs = 1, body = body (float[2] sum_in, float[2] next)
+                => (float[2] sum_out, float[2] scan_out) {
+                    sum_out = Add (sum_in, next)
+                    scan_out = Identity (sum_out)
+                }> (init, xs)
+        }
+        """
+    )
+    original = model_to_bytes(model)
+    EliminateIdentity()(model)
+    feeds = {"init": np.zeros(2, np.float32), "xs": np.arange(6, dtype=np.float32).reshape(3, 2)}
+    assert_equivalent(original, model, feeds)
