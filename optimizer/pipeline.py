@@ -127,12 +127,14 @@ def run_pipeline(model: ir.Model, stages: Sequence[Stage], *, validate: bool = T
 
 def _explain(error: Exception, stage: Stage, passes: list[OptimizerPass]) -> HwoptError:
     """onnx-ir wraps a failing pass's exception in its own; surface the original, naming stage and pass."""
-    root: BaseException = error
-    while root.__cause__ is not None:
-        root = root.__cause__
+    chain: list[BaseException] = [error]
+    while chain[-1].__cause__ is not None:
+        chain.append(chain[-1].__cause__)
+    root = chain[-1]
     if isinstance(root, HwoptError):
         return root
-    culprit = next((p.name for p in passes if type(p).__name__ in str(error)), None)
+    messages = " ".join(str(e) for e in chain)
+    culprit = next((p.name for p in passes if type(p).__name__ in messages), None)
     where = f"stage '{stage.name}'" + (f", pass '{culprit}'" if culprit else "")
     detail = " ".join(str(root).split())[:300] or type(root).__name__
     return PassError(f"{where} failed: {type(root).__name__}: {detail}")

@@ -1,11 +1,20 @@
 """Fold subgraphs whose inputs are all constants into initializers.
 
 onnxscript's constant folder does this well (it evaluates with ONNX's reference runtime, folds Shape/Size of
-statically known shapes, and skips non-deterministic ops), so this pass only gives it a typed config and a count.
+statically known shapes, and skips non-deterministic ops), so this pass gives it a typed config and a count,
+and steps around two bugs of onnxscript 0.7.2 that the ONNX conformance suite finds:
+
+- its CastLike evaluator replaces `CastLike<saturate=0>(x, like)` by a Cast without `saturate`/`round_mode`,
+  so float8 casts clamp where they should give NaN/inf. We turn CastLike into the equivalent Cast ourselves,
+  keeping every attribute, before the folder sees it;
+- its SplitToSequence evaluator crashes on a non-constant scalar `split` whose shape is known, so that shape
+  is hidden from it for the duration of the fold.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import onnx_ir as ir
@@ -30,7 +39,58 @@ class FoldConstants(NodeCountingPass):
 
     def inner_pass(self) -> ir.passes.PassBase:
         return FoldConstantsPass(
-            shape_inference=False,  # the pipeline infers shapes once, up front
+            shape_inference=False,  # the pipeline infers shapes once per stage
             input_size_limit=self.config.input_size_limit,
             output_size_limit=self.config.output_size_limit,
         )
+
+    def rewrite(self, model: ir.Model) -> int:
+        casts = _castlike_to_cast(model)
+        with _scalar_split_shapes_hidden(model):
+            return casts + super().rewrite(model)
+
+
+def _nodes(model: ir.Model) -> Iterator[ir.Node]:
+    for graph_like in (model.graph, *model.functions.values()):
+        yield from ir.traversal.RecursiveGraphIterator(graph_like)
+
+
+def _castlike_to_cast(model: ir.Model) -> int:
+    """`CastLike(x, like)` with a known `like` element type is `Cast<to=that type>(x)`, attributes and all."""
+    changed = 0
+    for node in list(_nodes(model)):
+        if node.op_type != "CastLike" or node.domain not in ("", "ai.onnx") or len(node.inputs) != 2:
+            continue
+        like = node.inputs[1]
+        if like is None or like.dtype is None:
+            continue
+        attributes = [ir.Attr(a.name, a.type, a.value) for a in node.attributes.values()]
+        attributes.append(ir.AttrInt64("to", like.dtype.value))
+        cast = ir.Node("", "Cast", inputs=[node.inputs[0]], attributes=attributes, name=node.name)
+        node.graph.insert_after(node, cast)
+        cast.outputs[0].type = node.outputs[0].type
+        cast.outputs[0].shape = node.outputs[0].shape
+        name = node.outputs[0].name
+        ir.convenience.replace_all_uses_with(node.outputs[0], cast.outputs[0], replace_graph_outputs=True)
+        node.outputs[0].name = None
+        cast.outputs[0].name = name
+        node.graph.remove(node, safe=True)
+        changed += 1
+    return changed
+
+
+@contextlib.contextmanager
+def _scalar_split_shapes_hidden(model: ir.Model) -> Iterator[None]:
+    hidden: list[tuple[ir.Value, ir.Shape]] = []
+    for node in _nodes(model):
+        if node.op_type != "SplitToSequence" or len(node.inputs) < 2:
+            continue
+        split = node.inputs[1]
+        if split is not None and split.const_value is None and split.shape is not None and split.shape.rank() == 0:
+            hidden.append((split, split.shape))
+            split.shape = None
+    try:
+        yield
+    finally:
+        for value, shape in hidden:
+            value.shape = shape
