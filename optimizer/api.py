@@ -127,8 +127,9 @@ def optimize(
         staging = Path(tempfile.mkdtemp(prefix=".hwopt-staging-", dir=output_dir))
         try:
             staged_files = hir.save_model(working, staging / MODEL_FILE)
-            feeds, feeds_source = _feeds(specs, shapes, inputs, calibration)
             verification = None
+            if verify_outputs or benchmark:
+                feeds, feeds_source = _feeds(specs, shapes, inputs, calibration)
             if verify_outputs:
                 verification = verify(
                     original_path, staging / MODEL_FILE, feeds, inputs_source=feeds_source,

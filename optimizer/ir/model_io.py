@@ -19,6 +19,8 @@ from optimizer.ir.graph_info import initializer_bytes
 
 # Protobuf cannot serialize a message over 2 GiB; above this many bytes of weights, save them beside the model.
 EXTERNAL_DATA_THRESHOLD_BYTES = 1 << 30
+# How much weight data may be in memory at once while writing external data; bounds peak memory on huge models.
+_WRITE_BUFFER_BYTES = 256 << 20
 
 
 def load_model(path: str | os.PathLike, *, check: bool = True) -> ir.Model:
@@ -93,7 +95,9 @@ def save_model(
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        ir.save(model, staging / path.name, external_data=data_name)
+        ir.save(
+            model, staging / path.name, external_data=data_name, max_in_flight_bytes=_WRITE_BUFFER_BYTES, max_workers=1
+        )
         written = []
         # The data file first: a model file that exists is then always complete.
         for name in ([data_name] if data_name else []) + [path.name]:

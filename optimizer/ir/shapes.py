@@ -7,6 +7,10 @@ The merge is ours rather than onnx-ir's ShapeInferencePass's: that one (1.1) ass
 with `value.dtype = ...`, which turns a sequence- or optional-typed value of a Loop/If/SequenceMap body into a
 plain tensor and makes the saved model invalid. Here a value that already has a type keeps it; only values
 with no type get the inferred one, and only tensors get inferred shapes.
+
+Data propagation (which resolves shapes computed at run time, like Reshape targets built from Shape/Gather/
+Concat) is only turned on when no 1-D tensor is long: ONNX (1.23) propagates each element of a 1-D tensor
+symbolically and runs out of memory on a long one (a 300M-element 1-D weight took 24 GB here).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from onnx_ir.passes.common._c_api_utils import call_onnx_api
 
 logger = logging.getLogger(__name__)
 
+DATA_PROPAGATION_MAX_LENGTH = 4096
+
 
 def infer_shapes(model: ir.Model, *, data_prop: bool = True) -> bool:
     """Annotate values with inferred types and shapes in place; True if anything changed.
@@ -26,17 +32,35 @@ def infer_shapes(model: ir.Model, *, data_prop: bool = True) -> bool:
     Shapes help the passes but are never required, so a model ONNX cannot infer is left as it is.
     """
 
+    inferred = _inferred(model, data_prop=False)
+    if inferred is None:
+        return False
+    if data_prop and _longest_vector(inferred) <= DATA_PROPAGATION_MAX_LENGTH:
+        inferred = _inferred(model, data_prop=True) or inferred
+    return _merge(model, inferred)
+
+
+def _inferred(model: ir.Model, *, data_prop: bool) -> ir.Model | None:
     def infer(proto: onnx.ModelProto) -> onnx.ModelProto:
         # strict_mode off: one op ONNX cannot infer (a custom domain) must not stop the rest.
         return onnx.shape_inference.infer_shapes(proto, check_type=False, strict_mode=False, data_prop=data_prop)
 
     try:
-        inferred_proto = call_onnx_api(infer, model)
-        inferred = ir.serde.deserialize_model(inferred_proto)
+        return ir.serde.deserialize_model(call_onnx_api(infer, model))
     except Exception as error:  # inference is best effort
         logger.info("shape inference failed, shapes left as they were: %s", error)
-        return False
-    return _merge(model, inferred)
+        return None
+
+
+def _longest_vector(model: ir.Model) -> int:
+    """The largest static length of any 1-D tensor value in the model (0 when there is none)."""
+    longest = 0
+    for graph in model.graphs():
+        for value in ir.convenience.create_value_mapping(graph).values():
+            shape = value.shape
+            if shape is not None and len(shape) == 1 and isinstance(shape[0], int):
+                longest = max(longest, shape[0])
+    return longest
 
 
 def _merge(model: ir.Model, inferred: ir.Model) -> bool:
