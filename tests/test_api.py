@@ -33,7 +33,7 @@ def test_optimize_writes_a_verified_faster_or_equal_model_and_a_report(demo_path
 
 
 def test_shapes_fix_the_batch_and_fold_the_shape_arithmetic(demo_path, tmp_path):
-    result = optimizer.optimize(demo_path, shapes={"image": (4, 3, 32, 32)}, output_dir=tmp_path / "o",
+    result = optimizer.optimize(demo_path, shapes={"image": (4, 3, 128, 128)}, output_dir=tmp_path / "o",
                                 benchmark=False)
     ops = op_histogram(load_model(result.model_path))
     assert "Shape" not in ops and "Concat" not in ops
@@ -42,7 +42,7 @@ def test_shapes_fix_the_batch_and_fold_the_shape_arithmetic(demo_path, tmp_path)
 
 def test_user_inputs_are_used_for_verification(demo_path, tmp_path):
     inputs = tmp_path / "inputs.npz"
-    np.savez(inputs, image=np.random.default_rng(1).random((2, 3, 32, 32), dtype=np.float32))
+    np.savez(inputs, image=np.random.default_rng(1).random((2, 3, 128, 128), dtype=np.float32))
     result = optimizer.optimize(demo_path, inputs=inputs, output_dir=tmp_path / "o", benchmark=False)
     assert result.verification.inputs_source == "user"
     assert result.verification.outputs[0].shape == [2, 10]

@@ -20,7 +20,7 @@ from optimizer.ir import save_model
 
 DEMO_MODEL_TEXT = """
 <ir_version: 9, opset_import: ["" : 17]>
-demo_classifier (float[batch, 3, 32, 32] image) => (float[batch, 10] logits) {
+demo_classifier (float[batch, 3, 128, 128] image) => (float[batch, 10] logits) {
     conv1 = Conv <pads = [1, 1, 1, 1], strides = [2, 2]> (image, w1, b1)
     bn1 = BatchNormalization (conv1, s1, t1, m1, v1)
     shifted = Add (bn1, three)
@@ -62,9 +62,9 @@ def build_demo_model(seed: int = 0) -> ir.Model:
         ]
 
     initializers = [
-        _tensor("w1", normal(16, 3, 3, 3)), _tensor("b1", normal(16)), *batchnorm("1", 16),
-        _tensor("w2", normal(32, 16, 3, 3)), _tensor("b2", normal(32)), *batchnorm("2", 32),
-        _tensor("fc_w", normal(32, 10)), _tensor("fc_b", normal(10)),
+        _tensor("w1", normal(32, 3, 3, 3)), _tensor("b1", normal(32)), *batchnorm("1", 32),
+        _tensor("w2", normal(64, 32, 3, 3, scale=0.05)), _tensor("b2", normal(64)), *batchnorm("2", 64),
+        _tensor("fc_w", normal(64, 10)), _tensor("fc_b", normal(10)),
         _tensor("three", np.array(3.0, np.float32)), _tensor("six", np.array(6.0, np.float32)),
         _tensor("zero", np.array(0.0, np.float32)),
         _tensor("zero_index", np.array([0], np.int64)), _tensor("one_index", np.array([1], np.int64)),
