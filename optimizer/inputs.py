@@ -8,6 +8,7 @@ size in all of them (input_ids and attention_mask share "sequence").
 
 from __future__ import annotations
 
+import math
 import os
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,6 +21,8 @@ from optimizer.ir import InputSpec
 
 Feeds = dict[str, np.ndarray]
 DEFAULT_DYNAMIC_DIM = 64
+# Generated inputs larger than this are refused: a model that needs more wants real inputs and shapes.
+MAX_GENERATED_BYTES = 4 << 30
 
 
 def load_npz(path: str | os.PathLike, specs: Sequence[InputSpec]) -> Feeds:
@@ -100,9 +103,13 @@ def generate_inputs(
     feeds = {}
     for spec in specs:
         shape = resolve_shape(spec, shapes or {}, named_dims)
+        size = math.prod(shape) * spec.dtype.itemsize
+        if size > MAX_GENERATED_BYTES:
+            raise UsageError(f"input '{spec.name}' of shape {'x'.join(map(str, shape))} would need "
+                             f"{size / 2**30:.3g} GiB of generated data; pass --shape or --inputs")
         kind = spec.dtype.kind
         if kind == "f":
-            feeds[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
+            feeds[spec.name] = rng.standard_normal(shape, dtype=np.float32).astype(spec.dtype, copy=False)
         elif kind in "iu":
             feeds[spec.name] = rng.integers(0, 2, size=shape).astype(spec.dtype)
         elif kind == "b":

@@ -227,7 +227,8 @@ def run_variants(sources: Sequence[Source], scratch: Path, feeds: Mapping[str, M
                 kept.append(outcome)
                 if job.source is not None:
                     job.source.kept += 1
-            shutil.rmtree(job.root, ignore_errors=True)
+            if not outcome.failed:  # a failure's files stay, to reproduce it by hand
+                shutil.rmtree(job.root, ignore_errors=True)
 
 
 def _prepare(variant: Variant, root: Path) -> Job:
@@ -510,6 +511,7 @@ def summarize(kept: Sequence[Outcome], dropped: Sequence[Outcome], sources: Sequ
         lines.append(f"- {len(members)} x {cause}")
         for outcome in members[:3]:
             lines.append(f"    [{outcome.category}] {outcome.description}")
+            lines.append(f"      optimize {' '.join(outcome.argv)}")
             lines.append(f"      exit {outcome.exit_code}, stderr: {outcome.stderr.strip()[:300]!r}")
     return "\n".join(lines)
 
@@ -577,6 +579,8 @@ def test_broken_models_fail_without_verification(tmp_path, yolov8n, silero_vad, 
 
     def unverified(variants: Iterator[Variant], flags: tuple[str, ...]) -> Iterator[Variant]:
         for variant in variants:
+            if variant.description.endswith(f"set to {1 << 40}"):
+                continue  # a huge but well-formed static dim is only wrong once something runs the model
             args = (*variant.args, *(f for f in flags if f not in variant.args))
             yield replace(variant, category=f"{variant.category} {' '.join(flags)}", args=args)
 

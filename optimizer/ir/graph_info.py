@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import onnx_ir as ir
 
+from optimizer.errors import InvalidModelError
+
 
 def all_nodes(model: ir.Model) -> Iterator[ir.Node]:
     """Every node of the main graph, its subgraphs (If/Loop/Scan bodies) and the model's functions."""
@@ -77,9 +79,14 @@ def input_specs(model: ir.Model) -> list[InputSpec]:
 
 
 def _numpy_dtype(value: ir.Value) -> np.dtype:
-    if value.dtype is None:
-        raise ValueError(f"input '{value.name}' has no element type")
-    return value.dtype.numpy()
+    if value.dtype is None or value.dtype == ir.DataType.UNDEFINED:
+        raise InvalidModelError(f"graph input '{value.name}' has no element type")
+    try:
+        return value.dtype.numpy()
+    except TypeError:
+        raise InvalidModelError(
+            f"graph input '{value.name}' has type {value.dtype.name}, which hwopt cannot feed"
+        ) from None
 
 
 def _dims(shape: ir.Shape | None) -> tuple[int | str | None, ...] | None:

@@ -6,15 +6,17 @@ without reading all of its weights into memory at once.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import onnx
 import onnx_ir as ir
 
-from optimizer.errors import InvalidModelError, ModelLoadError, UsageError
+from optimizer.errors import HwoptError, InvalidModelError, ModelLoadError, UsageError
 from optimizer.ir.graph_info import initializer_bytes
 
 # Protobuf cannot serialize a message over 2 GiB; above this many bytes of weights, save them beside the model.
@@ -51,6 +53,8 @@ def from_proto(
         raise ModelLoadError(f"{source}: not an ONNX model (no IR version or no graph)")
     if check:
         _check_proto(proto, source)
+        _check_tensors(proto, source)
+        _check_control_flow(proto, source)
     try:
         model = ir.serde.deserialize_model(proto)
     except Exception as error:
@@ -91,13 +95,23 @@ def save_model(
     path = Path(path)
     if external_data is None:
         external_data = initializer_bytes(model) > EXTERNAL_DATA_THRESHOLD_BYTES
+    if not external_data:
+        # Weights memory-mapped from the source's external data must be copied into the file itself: kept as
+        # references, they would point at files that do not sit beside the new model.
+        ir.external_data.load_to_model(model)
     data_name = f"{path.name}.data" if external_data else None
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        ir.save(
-            model, staging / path.name, external_data=data_name, max_in_flight_bytes=_WRITE_BUFFER_BYTES, max_workers=1
-        )
+        try:
+            ir.save(
+                model, staging / path.name, external_data=data_name,
+                max_in_flight_bytes=_WRITE_BUFFER_BYTES, max_workers=1,
+            )
+        except OSError as error:
+            raise HwoptError(f"cannot write {path}: {error.strerror or error}") from None
+        except Exception as error:  # onnx-ir's SerdeError: something in the graph cannot be serialized
+            raise InvalidModelError(f"cannot write {path}: {_brief(error)}") from None
         written = []
         # The data file first: a model file that exists is then always complete.
         for name in ([data_name] if data_name else []) + [path.name]:
@@ -114,12 +128,109 @@ def validate_model(model: ir.Model, *, source: str = "model") -> None:
 
 
 def _check_proto(proto: onnx.ModelProto, source: str) -> None:
+    if not proto.graph.output:
+        raise InvalidModelError(f"{source}: the graph has no outputs")
+    newest = onnx.defs.onnx_opset_version()
+    for opset in proto.opset_import:
+        if opset.domain in ("", "ai.onnx") and opset.version > newest:
+            raise InvalidModelError(
+                f"{source}: imports ONNX opset {opset.version}; the newest this onnx knows is {newest}"
+            )
     try:
         onnx.checker.check_model(_without_external_initializers(proto))
     except onnx.checker.ValidationError as error:
         raise InvalidModelError(f"{source}: invalid ONNX graph: {_brief(error)}") from None
     except Exception as error:  # the checker itself can fail on damaged protos
         raise InvalidModelError(f"{source}: invalid ONNX model ({_brief(error)})") from None
+
+
+# Bits per element of the sub-byte types, packed several to a byte in raw_data.
+_PACKED_BITS = {
+    getattr(onnx.TensorProto, name): bits
+    for name, bits in (("INT4", 4), ("UINT4", 4), ("FLOAT4E2M1", 4), ("INT2", 2), ("UINT2", 2))
+    if hasattr(onnx.TensorProto, name)
+}
+
+
+def _check_tensors(proto: onnx.ModelProto, source: str) -> None:
+    """Every weight and constant, subgraphs included, has a known type and as many bytes as its dims say.
+
+    The ONNX checker does not look inside subgraphs' attribute tensors, and onnx-ir reads them lazily, so a
+    damaged constant would otherwise surface later as a failure of whichever pass touched it first.
+    """
+    for tensor in _all_tensor_protos(proto):
+        problem = _tensor_problem(tensor)
+        if problem:
+            raise InvalidModelError(f"{source}: tensor '{tensor.name or '(unnamed)'}' {problem}")
+
+
+def _check_control_flow(proto: onnx.ModelProto, source: str) -> None:
+    """If branches and Loop bodies agree with their node on the number of outputs.
+
+    The basic checker does not compare them, and its full check (strict shape inference) rejects models that
+    ONNX Runtime runs and costs memory on big ones, so this one check is done here.
+    """
+    graphs = [list(proto.graph.node), *(list(f.node) for f in proto.functions)]
+    while graphs:
+        for node in graphs.pop():
+            branches = {a.name: a.g for a in node.attribute if a.HasField("g")}
+            graphs.extend([list(g.node) for g in branches.values()])
+            graphs.extend([list(g.node) for a in node.attribute for g in a.graphs])
+            if node.op_type == "If" and node.domain in ("", "ai.onnx"):
+                for name in ("then_branch", "else_branch"):
+                    if name in branches and len(branches[name].output) != len(node.output):
+                        raise InvalidModelError(
+                            f"{source}: If node '{node.name}': {name} has {len(branches[name].output)} "
+                            f"outputs, the node has {len(node.output)}"
+                        )
+            if node.op_type == "Loop" and node.domain in ("", "ai.onnx") and "body" in branches:
+                carried = max(len(node.input) - 2, 0)
+                body = branches["body"]
+                if len(body.input) != carried + 2 or len(body.output) < carried + 1 or \
+                        len(node.output) != len(body.output) - 1:
+                    raise InvalidModelError(
+                        f"{source}: Loop node '{node.name}': its body's inputs/outputs do not match the node's"
+                    )
+
+
+def _all_tensor_protos(proto: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
+    graphs = [proto.graph]
+    nodes = [node for function in proto.functions for node in function.node]
+    while graphs or nodes:
+        if graphs:
+            graph = graphs.pop()
+            yield from graph.initializer
+            yield from (sparse.values for sparse in graph.sparse_initializer)
+            nodes.extend(graph.node)
+            continue
+        node = nodes.pop()
+        for attribute in node.attribute:
+            if attribute.HasField("t"):
+                yield attribute.t
+            yield from attribute.tensors
+            if attribute.HasField("g"):
+                graphs.append(attribute.g)
+            graphs.extend(attribute.graphs)
+
+
+def _tensor_problem(tensor: onnx.TensorProto) -> str | None:
+    if tensor.data_type not in onnx.TensorProto.DataType.values() or tensor.data_type == onnx.TensorProto.UNDEFINED:
+        return f"has an unknown data type ({tensor.data_type})"
+    if any(d < 0 for d in tensor.dims):
+        return f"has a negative dimension {list(tensor.dims)}"
+    if tensor.data_location == onnx.TensorProto.EXTERNAL or not tensor.HasField("raw_data"):
+        return None
+    if tensor.data_type == onnx.TensorProto.STRING:
+        return "is a string tensor with raw_data"
+    elements = math.prod(tensor.dims)
+    bits = _PACKED_BITS.get(tensor.data_type)
+    if bits is not None:
+        expected = (elements * bits + 7) // 8
+    else:
+        expected = elements * onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+    if len(tensor.raw_data) != expected:
+        return f"holds {len(tensor.raw_data)} bytes; its type and dims {list(tensor.dims)} need {expected}"
+    return None
 
 
 def _without_external_initializers(proto: onnx.ModelProto) -> onnx.ModelProto:
@@ -152,13 +263,20 @@ def _check_external_data(model: ir.Model, base_dir: Path, source: str) -> None:
         tensor = value.const_value
         if not isinstance(tensor, ir.ExternalTensor):
             continue
-        location = Path(tensor.location)
-        resolved = (base_dir / location).resolve()
-        if location.is_absolute() or not resolved.is_relative_to(base_dir.resolve()):
+        try:
+            location = Path(tensor.location)
+            resolved = (base_dir / location).resolve()
+            inside = not location.is_absolute() and resolved.is_relative_to(base_dir.resolve())
+            is_file = resolved.is_file()
+        except (ValueError, OSError) as error:  # NUL bytes, names too long for the file system...
+            raise InvalidModelError(
+                f"{source}: initializer '{value.name}' has an invalid external data location ({error})"
+            ) from None
+        if not inside:
             raise InvalidModelError(
                 f"{source}: initializer '{value.name}' points outside the model's folder ({location})"
             )
-        if not resolved.is_file():
+        if not is_file:
             raise ModelLoadError(
                 f"{source}: external data file '{location}' of initializer '{value.name}' is missing"
             )

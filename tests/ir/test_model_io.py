@@ -2,7 +2,7 @@ import numpy as np
 import onnx_ir as ir
 import pytest
 
-from optimizer.errors import InvalidModelError, ModelLoadError, UsageError
+from optimizer.errors import HwoptError, InvalidModelError, ModelLoadError, UsageError
 from optimizer.ir import (
     count_nodes,
     infer_shapes,
@@ -118,7 +118,7 @@ def test_save_leaves_nothing_behind_when_it_fails(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(ir, "save", broken_save)
-    with pytest.raises(OSError):
+    with pytest.raises(HwoptError, match="cannot write .*disk full"):
         save_model(_small_model(), tmp_path / "m.onnx")
     assert list(tmp_path.iterdir()) == []
 
