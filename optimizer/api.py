@@ -23,7 +23,7 @@ from typing import Any
 import onnx_ir as ir
 
 from optimizer import ir as hir
-from optimizer.backends.onnxruntime import LatencyStats, create_session, measure_latency, runtime_version
+from optimizer.backends.onnxruntime import compare_latency, create_session, runtime_version
 from optimizer.errors import UsageError, VerificationError
 from optimizer.importers.torch_module import export_module, is_torch_module
 from optimizer.inputs import Feeds, check_feeds, first_sample, generate_inputs, load_npz
@@ -139,8 +139,11 @@ def optimize(
                     raise VerificationError(verification.failure_message())
             latency_original = latency_optimized = None
             if benchmark:
-                latency_original = _time(original_path, feeds, threads, "original model")
-                latency_optimized = _time(staging / MODEL_FILE, feeds, threads, "optimized model")
+                latency_original, latency_optimized = compare_latency(
+                    create_session(original_path, threads=threads, label="original model"),
+                    create_session(staging / MODEL_FILE, threads=threads, label="optimized model"),
+                    feeds,
+                )
             files = _publish(staged_files, output_dir)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -237,11 +240,6 @@ def _feeds(specs, shapes, inputs, calibration) -> tuple[Feeds, str]:
     if calibration is not None:
         return first_sample(calibration, specs), "calibration"
     return generate_inputs(specs, shapes), "generated"
-
-
-def _time(model_path: Path, feeds: Feeds, threads: int | None, label: str) -> LatencyStats:
-    session = create_session(model_path, threads=threads, label=label)
-    return measure_latency(session, feeds)
 
 
 def _publish(staged_files: Sequence[Path], output_dir: Path) -> list[Path]:

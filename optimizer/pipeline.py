@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import onnx_ir as ir
 
 from optimizer.errors import HwoptError, PassError, UsageError
-from optimizer.ir import count_nodes, infer_shapes, validate_model
+from optimizer.ir import clear_intermediate_shapes, count_nodes, infer_shapes, validate_model
 from optimizer.passes import FixInputShapesConfig, OptimizerPass, PassConfig, create_pass
 
 
@@ -95,8 +95,9 @@ class PipelineReport:
 def run_pipeline(model: ir.Model, stages: Sequence[Stage], *, validate: bool = True) -> PipelineReport:
     """Run `stages` on `model` in place and return what each pass did.
 
-    Shapes are inferred before each stage because the rewrite rules check them; the result is checked with
-    the ONNX checker so a broken rewrite is caught here, by stage name, rather than in a runtime later.
+    Shapes are inferred before each stage because the rewrite rules check them, and forgotten at the end (the
+    saved model runs faster without them; see clear_intermediate_shapes). The result is checked with the ONNX
+    checker so a broken rewrite is caught here, by stage name, rather than in a runtime later.
     """
     report = PipelineReport()
     for stage in stages:
@@ -120,6 +121,8 @@ def run_pipeline(model: ir.Model, stages: Sequence[Stage], *, validate: bool = T
                 passes=[PassReport(p.name, p.total_rewrites, p.total_seconds) for p in passes],
             )
         )
+    if stages:
+        clear_intermediate_shapes(model)
     if validate and stages:
         validate_model(model, source="optimized model")
     return report

@@ -1,6 +1,9 @@
-"""Latency timing: warm-up runs, then timed runs until enough samples or the time budget is spent.
+"""Latency timing: warm-up runs, then timed runs; medians, not means.
 
-Medians, not means: these machines are shared and noisy, and a median ignores the stray slow run.
+These machines are shared and noisy: a median ignores the stray slow run, and comparing two models is done by
+timing them in alternating blocks, so drift hits both alike. Blocks rather than single alternating runs: ORT's
+intra-op threads spin for a while after each run, and a session run right after the other one competes with
+those spinning threads, which slows both.
 """
 
 from __future__ import annotations
@@ -22,6 +25,29 @@ class LatencyStats:
     min_ms: float
     runs: int
 
+    @classmethod
+    def from_samples(cls, samples_ms: list[float]) -> LatencyStats:
+        ordered = sorted(samples_ms)
+        return cls(
+            median_ms=statistics.median(ordered),
+            p90_ms=ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))],
+            min_ms=ordered[0],
+            runs=len(ordered),
+        )
+
+
+def _warm_up(session: OrtSession, feeds: dict[str, np.ndarray], runs: int) -> None:
+    session.run(feeds)  # the first run reports a failing model as a hwopt error; the rest run raw
+    for _ in range(runs):
+        session.run_raw(feeds)
+
+
+def _timed(session: OrtSession, feeds: dict[str, np.ndarray], runs: int, samples: list[float]) -> None:
+    for _ in range(runs):
+        start = time.perf_counter()
+        session.run_raw(feeds)
+        samples.append((time.perf_counter() - start) * 1000.0)
+
 
 def measure_latency(
     session: OrtSession,
@@ -32,20 +58,37 @@ def measure_latency(
     max_runs: int = 200,
     budget_seconds: float = 3.0,
 ) -> LatencyStats:
+    """One session: timed runs until `min_runs` are done and the budget is spent (at most `max_runs`)."""
     feeds = dict(feeds)
-    session.run(feeds)  # the first run reports a failing model as a hwopt error; the timed loop runs raw
-    for _ in range(warmup):
-        session.run_raw(feeds)
+    _warm_up(session, feeds, warmup)
     samples: list[float] = []
     deadline = time.perf_counter() + budget_seconds
     while len(samples) < max_runs and (len(samples) < min_runs or time.perf_counter() < deadline):
-        start = time.perf_counter()
-        session.run_raw(feeds)
-        samples.append((time.perf_counter() - start) * 1000.0)
-    ordered = sorted(samples)
-    return LatencyStats(
-        median_ms=statistics.median(ordered),
-        p90_ms=ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))],
-        min_ms=ordered[0],
-        runs=len(ordered),
-    )
+        _timed(session, feeds, 1, samples)
+    return LatencyStats.from_samples(samples)
+
+
+def compare_latency(
+    first: OrtSession,
+    second: OrtSession,
+    feeds: Mapping[str, np.ndarray],
+    *,
+    warmup: int = 3,
+    block: int = 10,
+    min_rounds: int = 3,
+    max_rounds: int = 20,
+    budget_seconds: float = 4.0,
+) -> tuple[LatencyStats, LatencyStats]:
+    """Two sessions on the same feeds, timed in alternating blocks of `block` runs until the budget is spent."""
+    feeds = dict(feeds)
+    _warm_up(first, feeds, warmup)
+    _warm_up(second, feeds, warmup)
+    samples_first: list[float] = []
+    samples_second: list[float] = []
+    deadline = time.perf_counter() + budget_seconds
+    rounds = 0
+    while rounds < max_rounds and (rounds < min_rounds or time.perf_counter() < deadline):
+        _timed(first, feeds, block, samples_first)
+        _timed(second, feeds, block, samples_second)
+        rounds += 1
+    return LatencyStats.from_samples(samples_first), LatencyStats.from_samples(samples_second)

@@ -27,12 +27,13 @@ from optimizer.ir.model_io import (
     validate_model,
 )
 from optimizer.ir.opset import default_opset_version, upgrade_opset
-from optimizer.ir.shapes import infer_shapes
+from optimizer.ir.shapes import clear_intermediate_shapes, infer_shapes
 
 __all__ = [
     "EXTERNAL_DATA_THRESHOLD_BYTES",
     "InputSpec",
     "all_nodes",
+    "clear_intermediate_shapes",
     "count_nodes",
     "default_opset_version",
     "from_proto",

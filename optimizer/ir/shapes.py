@@ -89,3 +89,22 @@ def _more_specific(new: ir.Shape, old: ir.Shape | None) -> bool:
     if len(new) != len(old):
         return False
     return sum(isinstance(d, int) for d in new) >= sum(isinstance(d, int) for d in old)
+
+
+def clear_intermediate_shapes(model: ir.Model) -> int:
+    """Forget the types and shapes of values inside graphs (not graph inputs, outputs or initializers).
+
+    Passes need them in memory; the saved model is better without them: ONNX Runtime re-infers shapes itself,
+    and minilm saved with its inferred value_info ran 3% slower in ORT 1.32 than without (medians of
+    interleaved blocks, 2 threads), the same model otherwise.
+    """
+    cleared = 0
+    for graph in model.graphs():
+        boundary = {*graph.inputs, *graph.outputs, *graph.initializers.values()}
+        for node in graph:
+            for value in node.outputs:
+                if value not in boundary and (value.type is not None or value.shape is not None):
+                    value.type = None
+                    value.shape = None
+                    cleared += 1
+    return cleared
