@@ -38,7 +38,9 @@ SIMPLIFY = Stage(
     ),
 )
 FUSE = Stage("fuse", ("fold-batchnorm", "matmul-add-to-gemm", "fuse-activations", "remove-unused"))
-# Opset 21 brings standard Gelu (and LayerNormalization, from 17) that the fusions can then target.
+# Opset 21 brings standard Gelu (and LayerNormalization, from 17) that the fusions can then target. It runs
+# first so the cleanup stages also tidy what the version converter adds (Constant nodes for attributes that
+# became inputs).
 MODERNIZE = Stage("modernize", ("upgrade-opset",), max_iterations=1)
 
 OPT_LEVELS = (0, 1, 2, 3)
@@ -49,7 +51,7 @@ PIPELINES: dict[str, dict[int, tuple[Stage, ...]]] = {
         0: (),
         1: (CLEANUP,),
         2: (CLEANUP, SIMPLIFY, FUSE),
-        3: (CLEANUP, SIMPLIFY, MODERNIZE, FUSE),
+        3: (MODERNIZE, CLEANUP, SIMPLIFY, FUSE),
     },
 }
 
