@@ -24,7 +24,7 @@ import onnx_ir as ir
 
 from optimizer import ir as hir
 from optimizer.backends.onnxruntime import compare_latency, create_session, runtime_version
-from optimizer.errors import UsageError, VerificationError
+from optimizer.errors import ModelRunError, UsageError, VerificationError
 from optimizer.importers.torch_module import export_module, is_torch_module
 from optimizer.inputs import Feeds, check_feeds, first_sample, generate_inputs, load_npz
 from optimizer.pipeline import DEFAULT_OPT_LEVEL, fix_shapes_stage, pipeline_stages, run_pipeline
@@ -130,20 +130,28 @@ def optimize(
             verification = None
             if verify_outputs or benchmark:
                 feeds, feeds_source = _feeds(specs, shapes, inputs, calibration)
-            if verify_outputs:
-                verification = verify(
-                    original_path, staging / MODEL_FILE, feeds, inputs_source=feeds_source,
-                    thresholds=FidelityThresholds(min_cosine=min_cosine), threads=threads,
-                )
-                if not verification.passed:
-                    raise VerificationError(verification.failure_message())
-            latency_original = latency_optimized = None
-            if benchmark:
-                latency_original, latency_optimized = compare_latency(
-                    create_session(original_path, threads=threads, label="original model"),
-                    create_session(staging / MODEL_FILE, threads=threads, label="optimized model"),
-                    feeds,
-                )
+            try:
+                if verify_outputs:
+                    verification = verify(
+                        original_path, staging / MODEL_FILE, feeds, inputs_source=feeds_source,
+                        thresholds=FidelityThresholds(min_cosine=min_cosine), threads=threads,
+                    )
+                    if not verification.passed:
+                        raise VerificationError(verification.failure_message())
+                latency_original = latency_optimized = None
+                if benchmark:
+                    latency_original, latency_optimized = compare_latency(
+                        create_session(original_path, threads=threads, label="original model"),
+                        create_session(staging / MODEL_FILE, threads=threads, label="optimized model"),
+                        feeds,
+                    )
+            except ModelRunError as error:
+                if error.model == "original model" and feeds_source == "generated":
+                    raise ModelRunError(
+                        f"{error}; the generated inputs may not suit this model: give real ones with "
+                        "--inputs FILE.npz (inputs=...) or fix shapes with --shape", model=error.model,
+                    ) from None
+                raise
             files = _publish(staged_files, output_dir)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)

@@ -36,5 +36,13 @@ class VerificationError(HwoptError):
     """The optimized model does not match the original closely enough, or could not be run."""
 
 
+class ModelRunError(VerificationError):
+    """A runtime could not load or run a model; `model` says which one ("original model", ...)."""
+
+    def __init__(self, message: str, *, model: str) -> None:
+        super().__init__(message)
+        self.model = model
+
+
 class RuntimeNotAvailableError(HwoptError):
     """An optional runtime (an extra) is not installed."""
