@@ -99,3 +99,22 @@ def test_bad_options_are_usage_errors(demo_path, tmp_path):
     with pytest.raises(UsageError, match="cannot load"):
         optimizer.load(42)
     assert not (tmp_path / "o").exists()
+
+
+def test_when_generated_inputs_do_not_fit_the_error_says_so(tmp_path):
+    from optimizer.errors import ModelRunError
+    from optimizer.testing import model_from_text
+
+    model = model_from_text(
+        """
+        <ir_version: 9, opset_import: ["" : 17]>
+        g (float[N, L] x) => (float[M, 100] y) { y = Reshape (x, shape) }
+        """,
+        shape=np.array([-1, 100], np.int64),
+    )
+    path = tmp_path / "needs_real_inputs.onnx"
+    save_model(model, path)
+    with pytest.raises(ModelRunError, match="original model.*generated inputs may not suit.*--inputs"):
+        optimizer.optimize(path, output_dir=tmp_path / "o")
+    result = optimizer.optimize(path, output_dir=tmp_path / "o", shapes={"x": (2, 200)}, benchmark=False)
+    assert result.verification.passed
