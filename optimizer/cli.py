@@ -73,6 +73,12 @@ def _opt_level(text: str) -> int:
     return int(level)
 
 
+def _version() -> str:
+    from optimizer import __version__
+
+    return __version__
+
+
 def _common_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show tracebacks and library warnings")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON instead of a table")
@@ -82,6 +88,7 @@ def _common_flags(parser: argparse.ArgumentParser) -> None:
 def build_optimize_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Optimize an ONNX model for a target device, verify it and "
                      "report how it changed. Other commands: `optimize targets [NAME]`.")
+    parser.add_argument("--version", action="version", version=f"hwopt {_version()}")
     parser.add_argument("model", help="the ONNX model to optimize (never modified)")
     parser.add_argument("--target", "-t", default="cpu", help="device profile (default: cpu; see `optimize targets`)")
     parser.add_argument("--output", "-o", type=Path, help="output directory (default: ./<model name>-hwopt)")
