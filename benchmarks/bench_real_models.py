@@ -13,7 +13,7 @@ import optimizer
 from optimizer import ir as hir
 from optimizer.backends.onnxruntime import compare_latency, create_session
 from optimizer.benchmarks.real_models import REAL_MODELS, fetch
-from optimizer.pipeline import DEFAULT_OPT_LEVEL, fix_shapes_stage, pipeline_stages, run_pipeline
+from optimizer.pipeline import DEFAULT_OPT_LEVEL, pipeline_stages, run_pipeline
 
 pytestmark = pytest.mark.zoo
 
@@ -49,9 +49,7 @@ def test_optimized_model_is_not_slower_in_onnxruntime(benchmark, name, tmp_path)
 @pytest.mark.parametrize("name", ["yolov8n", "minilm"])
 def test_default_pipeline_time(benchmark, name):
     path, _, model = fetch(name)
-    stages = pipeline_stages("onnxruntime-cpu", DEFAULT_OPT_LEVEL)
-    if model.shapes:
-        stages = (fix_shapes_stage(model.shapes), *stages)
+    stages = pipeline_stages("onnxruntime-cpu", DEFAULT_OPT_LEVEL, shapes=model.shapes)
 
     def load_and_optimize():
         run_pipeline(hir.load_model(path), stages)

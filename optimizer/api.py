@@ -23,17 +23,19 @@ from typing import Any
 import onnx_ir as ir
 
 from optimizer import ir as hir
-from optimizer.backends.onnxruntime import compare_latency, create_session, runtime_version
-from optimizer.errors import ModelRunError, UsageError, VerificationError
+from optimizer.backends.onnxruntime import LatencyStats, compare_latency, create_session, runtime_version
+from optimizer.errors import HwoptError, ModelRunError, UsageError, VerificationError
 from optimizer.importers.torch_module import export_module, is_torch_module
 from optimizer.inputs import Feeds, check_feeds, first_sample, generate_inputs, load_npz
-from optimizer.pipeline import DEFAULT_OPT_LEVEL, fix_shapes_stage, pipeline_stages, run_pipeline
+from optimizer.pipeline import DEFAULT_OPT_LEVEL, pipeline_stages, run_pipeline
 from optimizer.report import ModelSummary, Report
 from optimizer.targets import DEFAULT_TARGET, TargetProfile, all_targets, get_target
-from optimizer.verify import DEFAULT_MIN_COSINE, FidelityThresholds, Verification, verify
+from optimizer.verify import DEFAULT_MIN_COSINE, ORIGINAL, OPTIMIZED, FidelityThresholds, Verification, verify
 
 MODEL_FILE = "model.onnx"
+DATA_FILE = f"{MODEL_FILE}.data"
 REPORT_FILE = "report.json"
+OUTPUT_FILES = (MODEL_FILE, DATA_FILE, REPORT_FILE)
 
 ModelSource = str | os.PathLike | ir.Model | Any  # Any: a torch.nn.Module
 
@@ -105,83 +107,129 @@ def optimize(
     """
     started = time.perf_counter()
     profile = get_target(target)
+    _check_options(min_cosine, threads)
     shapes = _normalize_shapes(shapes)
-    stages = pipeline_stages(profile.pipeline, opt_level)
-    if shapes:
-        stages = (fix_shapes_stage(shapes), *stages)
-    output_dir = Path(output_dir) if output_dir is not None else Path(tempfile.mkdtemp(prefix="hwopt-"))
+    stages = pipeline_stages(profile.pipeline, opt_level, shapes=shapes)
+    temporary_output = output_dir is None
+    output_dir = Path(tempfile.mkdtemp(prefix="hwopt-")) if temporary_output else Path(output_dir)
+    created = _first_missing_ancestor(output_dir)
+    try:
+        with tempfile.TemporaryDirectory(prefix="hwopt-original-") as scratch:
+            original_path, working, source = _import(model, example_inputs, Path(scratch))
+            original_files = _files_of(original_path, working)
+            _check_output(output_dir, original_files, force)
+            specs = hir.input_specs(working)
+            # Read or generate the inputs before the passes run, so a bad --inputs file fails fast.
+            feeds, feeds_source = _feeds(specs, shapes, inputs, calibration) if verify_outputs or benchmark \
+                else ({}, "none")
+            original = _summary(working, original_path, original_files)
+            import_seconds = time.perf_counter() - started
+            pipeline_report = run_pipeline(working, stages)
+            pass_seconds = time.perf_counter() - started - import_seconds
 
-    with tempfile.TemporaryDirectory(prefix="hwopt-original-") as scratch:
-        original_path, working, source = _import(model, example_inputs, Path(scratch))
-        output_path = output_dir / MODEL_FILE
-        _check_output(output_dir, original_path, force)
-        specs = hir.input_specs(working)
-        original = _summary(working, original_path, _files_of(original_path, working))
-
-        import_seconds = time.perf_counter() - started
-        pipeline_report = run_pipeline(working, stages)
-        pass_seconds = time.perf_counter() - started - import_seconds
-
-        created_dir = not output_dir.exists()
-        output_dir.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".hwopt-staging-", dir=output_dir))
-        try:
-            staged_files = hir.save_model(working, staging / MODEL_FILE)
-            verification = None
-            if verify_outputs or benchmark:
-                feeds, feeds_source = _feeds(specs, shapes, inputs, calibration)
+            staging = _staging_folder(output_dir)
             try:
-                if verify_outputs:
-                    verification = verify(
-                        original_path, staging / MODEL_FILE, feeds, inputs_source=feeds_source,
-                        thresholds=FidelityThresholds(min_cosine=min_cosine), threads=threads,
-                    )
-                    if not verification.passed:
-                        raise VerificationError(verification.failure_message())
-                latency_original = latency_optimized = None
-                if benchmark:
-                    latency_original, latency_optimized = compare_latency(
-                        create_session(original_path, threads=threads, label="original model"),
-                        create_session(staging / MODEL_FILE, threads=threads, label="optimized model"),
-                        feeds,
-                    )
-            except ModelRunError as error:
-                if error.model == "original model" and feeds_source == "generated":
-                    raise ModelRunError(
-                        f"{error}; the generated inputs may not suit this model: give real ones with "
-                        "--inputs FILE.npz (inputs=...) or fix shapes with --shape", model=error.model,
-                    ) from None
-                raise
-            files = _publish(staged_files, output_dir)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            if created_dir and not any(output_dir.iterdir()):
-                output_dir.rmdir()
-            raise
-        shutil.rmtree(staging, ignore_errors=True)
+                staged_model = staging / MODEL_FILE
+                staged_files = hir.save_model(working, staged_model)
+                verification, latency_original, latency_optimized = _verify_and_time(
+                    original_path, staged_model, feeds, feeds_source, verify_outputs, benchmark,
+                    FidelityThresholds(min_cosine=min_cosine), threads,
+                )
+                report = Report(
+                    source=source,
+                    target=profile.name,
+                    runtime=profile.runtime,
+                    runtime_version=runtime_version(),
+                    opt_level=opt_level,
+                    inputs=[str(spec) for spec in specs],
+                    original=original,
+                    optimized=_summary(working, output_dir / MODEL_FILE, staged_files),
+                    pipeline=pipeline_report,
+                    verification=verification,
+                    latency_original=latency_original,
+                    latency_optimized=latency_optimized,
+                    threads=threads,
+                    seconds={"import": import_seconds, "passes": pass_seconds,
+                             "total": time.perf_counter() - started},
+                )
+                report.write(staging / REPORT_FILE)
+                files = _publish([*staged_files, staging / REPORT_FILE], output_dir)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+    except BaseException:
+        _remove_if_empty(output_dir if temporary_output else created)
+        raise
+    return Result(output_dir / MODEL_FILE, report, verification, files)
 
-    report = Report(
-        source=source,
-        target=profile.name,
-        runtime=profile.runtime,
-        runtime_version=runtime_version(),
-        opt_level=opt_level,
-        inputs=[str(spec) for spec in specs],
-        original=original,
-        optimized=_summary(working, output_path, files),
-        pipeline=pipeline_report,
-        verification=verification,
-        latency_original=latency_original,
-        latency_optimized=latency_optimized,
-        threads=threads,
-        seconds={"import": import_seconds, "passes": pass_seconds,
-                 "total": time.perf_counter() - started},
-    )
-    report.write(output_dir / REPORT_FILE)
-    return Result(output_path, report, verification, [*files, output_dir / REPORT_FILE])
+
+def _check_options(min_cosine: float, threads: int | None) -> None:
+    if not isinstance(min_cosine, (int, float)) or not 0.0 < min_cosine <= 1.0:
+        raise UsageError(f"min_cosine must be a number in (0, 1], not {min_cosine!r}")
+    if threads is not None and (not isinstance(threads, int) or threads <= 0):
+        raise UsageError(f"threads must be a positive integer, not {threads!r}")
+
+
+def _verify_and_time(
+    original: Path, optimized: Path, feeds: Feeds, feeds_source: str, verify_outputs: bool, benchmark: bool,
+    thresholds: FidelityThresholds, threads: int | None,
+) -> tuple[Verification | None, LatencyStats | None, LatencyStats | None]:
+    verification = latency_original = latency_optimized = None
+    try:
+        if verify_outputs:
+            verification = verify(original, optimized, feeds, inputs_source=feeds_source,
+                                  thresholds=thresholds, threads=threads)
+            if not verification.passed:
+                raise VerificationError(verification.failure_message())
+        if benchmark:
+            latency_original, latency_optimized = compare_latency(
+                create_session(original, threads=threads, label=ORIGINAL),
+                create_session(optimized, threads=threads, label=OPTIMIZED),
+                feeds,
+            )
+    except ModelRunError as error:
+        if error.which == ORIGINAL and error.phase == "run" and feeds_source == "generated":
+            raise ModelRunError(
+                f"{error}; the generated inputs may not suit this model: give real ones with "
+                "--inputs FILE.npz (inputs=...) or fix shapes with --shape (shapes=...)",
+                which=error.which, phase=error.phase,
+            ) from None
+        raise
+    return verification, latency_original, latency_optimized
+
+
+def _first_missing_ancestor(folder: Path) -> Path | None:
+    """The outermost folder of `folder`'s path that does not exist yet (what a failed run must clean up)."""
+    missing = None
+    for candidate in [folder, *folder.parents]:
+        if candidate.exists():
+            break
+        missing = candidate
+    return missing
+
+
+def _remove_if_empty(folder: Path | None) -> None:
+    """Remove a folder this run created if the run left nothing in it (empty subfolders aside)."""
+    if folder is None or not folder.is_dir():
+        return
+    if all(path.is_dir() for path in folder.rglob("*")):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _staging_folder(output_dir: Path) -> Path:
+    """A temporary folder inside `output_dir` (same file system, so publishing is a rename)."""
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=".hwopt-staging-", dir=output_dir))
+    except (FileExistsError, NotADirectoryError):
+        raise UsageError(f"{output_dir}: cannot be used as the output directory") from None
+    except OSError as error:
+        raise HwoptError(f"{output_dir}: cannot write there ({error.strerror or error})") from None
 
 
 def _normalize_shapes(shapes: Mapping[str, Sequence[int]] | None) -> dict[str, tuple[int, ...]]:
+    if shapes is not None and not isinstance(shapes, Mapping):
+        raise UsageError(f"shapes must map input names to shapes, e.g. {{'images': (1, 3, 320, 320)}}, "
+                         f"not {type(shapes).__name__}")
     normalized = {}
     for name, dims in (shapes or {}).items():
         try:
@@ -197,22 +245,25 @@ def _import(model: ModelSource, example_inputs: Any, scratch: Path) -> tuple[Pat
         return Path(model), hir.load_model(model), str(model)
     working = load(model, example_inputs=example_inputs)
     path = scratch / "original.onnx"
-    hir.save_model(working, path)
+    # Weights the caller's model memory-maps are written out as external data rather than loaded into it,
+    # so the caller's model is left exactly as it was.
+    hir.save_model(working, path, external_data=hir.has_external_data(working) or None)
     label = "onnx_ir.Model" if isinstance(model, ir.Model) else type(model).__name__
     # Optimize a fresh copy: the caller's in-memory model stays as it was.
     return path, hir.load_model(path), label
 
 
-def _check_output(output_dir: Path, original_path: Path, force: bool) -> None:
+def _check_output(output_dir: Path, original_files: Sequence[Path], force: bool) -> None:
     if output_dir.exists() and not output_dir.is_dir():
         raise UsageError(f"{output_dir}: exists and is not a directory")
-    for name in (MODEL_FILE, f"{MODEL_FILE}.data", REPORT_FILE):
+    for name in OUTPUT_FILES:
         target = output_dir / name
-        if target.exists() and _same_file(target, original_path):
-            raise UsageError(f"{target}: is the input model; choose another output directory")
-    for name in (MODEL_FILE, REPORT_FILE):
-        if (output_dir / name).exists() and not force:
-            raise UsageError(f"{output_dir / name}: already exists; pass --force (force=True) to overwrite")
+        if not target.exists():
+            continue
+        if any(_same_file(target, original) for original in original_files):
+            raise UsageError(f"{target}: is part of the input model; choose another output directory")
+        if not force:
+            raise UsageError(f"{target}: already exists; pass --force (force=True) to overwrite")
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -251,13 +302,13 @@ def _feeds(specs, shapes, inputs, calibration) -> tuple[Feeds, str]:
 
 
 def _publish(staged_files: Sequence[Path], output_dir: Path) -> list[Path]:
-    """Move the verified files into place, data before model, and drop a stale data file of an older run."""
+    """Move the verified files into place (data, model, report) and drop a stale data file of an older run."""
     published = []
     for staged in staged_files:
         destination = output_dir / staged.name
         os.replace(staged, destination)
         published.append(destination)
-    stale = output_dir / f"{MODEL_FILE}.data"
-    if stale.exists() and stale not in published:
+    stale = output_dir / DATA_FILE
+    if stale.exists() and stale not in published:  # from an earlier run; _check_output required --force
         stale.unlink()
     return published

@@ -37,11 +37,12 @@ class VerificationError(HwoptError):
 
 
 class ModelRunError(VerificationError):
-    """A runtime could not load or run a model; `model` says which one ("original model", ...)."""
+    """A runtime could not load or run a model: `which` one ("original model", ...), in which `phase`."""
 
-    def __init__(self, message: str, *, model: str) -> None:
+    def __init__(self, message: str, *, which: str = "model", phase: str = "run") -> None:
         super().__init__(message)
-        self.model = model
+        self.which = which
+        self.phase = phase  # "load" or "run"
 
 
 class RuntimeNotAvailableError(HwoptError):

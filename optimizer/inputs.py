@@ -83,7 +83,7 @@ def resolve_shape(
         raise UsageError(f"input '{spec.name}' has no known rank; give its shape with --shape {spec.name}=...")
     dims = []
     for axis, dim in enumerate(spec.shape):
-        if isinstance(dim, int) and dim > 0:
+        if isinstance(dim, int) and dim >= 0:
             dims.append(dim)
         elif isinstance(dim, str) and dim in named_dims:
             dims.append(named_dims[dim])
@@ -99,10 +99,17 @@ def generate_inputs(
     specs: Sequence[InputSpec], shapes: Mapping[str, Sequence[int]] | None = None, *, seed: int = 0
 ) -> Feeds:
     rng = np.random.default_rng(seed)
+    shapes = shapes or {}
+    # Sizes given for one input fix its named dims for every other input that shares them.
     named_dims: dict[str, int] = {}
+    for spec in specs:
+        if spec.name in shapes and spec.shape is not None and len(spec.shape) == len(shapes[spec.name]):
+            for dim, size in zip(spec.shape, shapes[spec.name]):
+                if isinstance(dim, str):
+                    named_dims.setdefault(dim, int(size))
     feeds = {}
     for spec in specs:
-        shape = resolve_shape(spec, shapes or {}, named_dims)
+        shape = resolve_shape(spec, shapes, named_dims)
         size = math.prod(shape) * spec.dtype.itemsize
         if size > MAX_GENERATED_BYTES:
             raise UsageError(f"input '{spec.name}' of shape {'x'.join(map(str, shape))} would need "

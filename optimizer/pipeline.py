@@ -56,12 +56,16 @@ PIPELINES: dict[str, dict[int, tuple[Stage, ...]]] = {
 }
 
 
-def pipeline_stages(pipeline: str, opt_level: int) -> tuple[Stage, ...]:
+def pipeline_stages(
+    pipeline: str, opt_level: int, *, shapes: Mapping[str, Sequence[int]] | None = None
+) -> tuple[Stage, ...]:
+    """The stages of `pipeline` at `opt_level`, after a stage fixing input `shapes` when any are given."""
     if pipeline not in PIPELINES:
         raise UsageError(f"unknown pipeline '{pipeline}'; known: {', '.join(PIPELINES)}")
     if opt_level not in OPT_LEVELS:
         raise UsageError(f"opt level must be one of {', '.join(f'O{n}' for n in OPT_LEVELS)}, not {opt_level}")
-    return PIPELINES[pipeline][opt_level]
+    stages = PIPELINES[pipeline][opt_level]
+    return (fix_shapes_stage(shapes), *stages) if shapes else stages
 
 
 def fix_shapes_stage(shapes: Mapping[str, Sequence[int]]) -> Stage:

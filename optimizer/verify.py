@@ -17,6 +17,8 @@ from optimizer.backends.onnxruntime import create_session
 from optimizer.errors import VerificationError
 
 DEFAULT_MIN_COSINE = 0.9999
+ORIGINAL = "original model"
+OPTIMIZED = "optimized model"
 
 
 @dataclass(frozen=True)
@@ -119,10 +121,32 @@ def verify(
     threads: int | None = None,
 ) -> Verification:
     """Compare the two models on `feeds`. Outputs are matched by name; a missing output fails."""
-    expected = run_reference(original, feeds, label="original model", threads=threads)
-    actual = run_reference(optimized, feeds, label="optimized model", threads=threads)
+    expected = run_reference(original, feeds, label=ORIGINAL, threads=threads)
+    actual = run_reference(optimized, feeds, label=OPTIMIZED, threads=threads)
     missing = [name for name in expected if name not in actual]
     if missing:
         raise VerificationError(f"the optimized model lost output(s) {', '.join(missing)}")
-    outputs = [compare_outputs(name, expected[name], actual[name], thresholds) for name in expected]
+    outputs = [
+        fidelity
+        for name in expected
+        for fidelity in _compare_output_values(name, expected[name], actual[name], thresholds)
+    ]
     return Verification(all(o.passed for o in outputs), inputs_source, thresholds, outputs)
+
+
+def _compare_output_values(name: str, reference, candidate, thresholds: FidelityThresholds) -> list[OutputFidelity]:
+    """Tensors compare directly; a sequence output compares element by element (`name[i]`); an empty
+    optional must stay empty."""
+    if reference is None or candidate is None:
+        agree = reference is None and candidate is None
+        return [OutputFidelity(name, [], 0.0 if agree else float("inf"), 0.0 if agree else float("inf"),
+                               1.0 if agree else 0.0, 0 if agree else 1, agree)]
+    if isinstance(reference, list) or isinstance(candidate, list):
+        if not (isinstance(reference, list) and isinstance(candidate, list)) or len(reference) != len(candidate):
+            return [OutputFidelity(name, [], float("inf"), float("inf"), 0.0, 1, False)]
+        return [
+            fidelity
+            for index, (ref, cand) in enumerate(zip(reference, candidate))
+            for fidelity in _compare_output_values(f"{name}[{index}]", ref, cand, thresholds)
+        ]
+    return [compare_outputs(name, reference, candidate, thresholds)]

@@ -58,7 +58,7 @@ def test_existing_output_needs_force_and_input_is_never_the_output(demo_path, tm
     inside = tmp_path / "same"
     inside.mkdir()
     (inside / "model.onnx").write_bytes(demo_path.read_bytes())
-    with pytest.raises(UsageError, match="is the input model"):
+    with pytest.raises(UsageError, match="is part of the input model"):
         optimizer.optimize(inside / "model.onnx", output_dir=inside, force=True)
 
 
@@ -118,3 +118,49 @@ def test_when_generated_inputs_do_not_fit_the_error_says_so(tmp_path):
         optimizer.optimize(path, output_dir=tmp_path / "o")
     result = optimizer.optimize(path, output_dir=tmp_path / "o", shapes={"x": (2, 200)}, benchmark=False)
     assert result.verification.passed
+
+
+def test_the_input_models_external_data_in_the_output_folder_is_never_touched(tmp_path):
+    folder = tmp_path / "d"
+    model = build_demo_model()
+    # The input's weights live in a file named like hwopt's own data file, in the folder used as output.
+    save_model(model, folder / "abcde.onnx", external_data=True)
+    (folder / "abcde.onnx.data").rename(folder / "model.onnx.data")
+    # Same length, so the protobuf stays valid: the input now reads its weights from model.onnx.data.
+    text = (folder / "abcde.onnx").read_bytes().replace(b"abcde.onnx.data", b"model.onnx.data")
+    (folder / "abcde.onnx").write_bytes(text)
+    before = (folder / "model.onnx.data").read_bytes()
+    for force in (False, True):
+        with pytest.raises(UsageError, match="part of the input model"):
+            optimizer.optimize(folder / "abcde.onnx", output_dir=folder, force=force, benchmark=False)
+    assert (folder / "model.onnx.data").read_bytes() == before
+    assert sorted(p.name for p in folder.iterdir()) == ["abcde.onnx", "model.onnx.data"]
+
+
+def test_output_folder_problems_are_one_line_errors_and_leave_nothing(demo_path, tmp_path):
+    a_file = tmp_path / "afile"
+    a_file.write_text("x")
+    with pytest.raises(UsageError, match="cannot be used as the output directory|not a directory"):
+        optimizer.optimize(demo_path, output_dir=a_file / "out", benchmark=False)
+    nested = tmp_path / "new" / "deeper" / "out"
+    with pytest.raises(UsageError):
+        optimizer.optimize(demo_path, output_dir=nested, shapes={"image": (1, 3, 7, 7)}, benchmark=False)
+    assert not (tmp_path / "new").exists()
+
+
+def test_caller_objects_are_left_as_they_were(tmp_path):
+    import onnx_ir as ir
+
+    path = tmp_path / "ext.onnx"
+    save_model(build_demo_model(), path, external_data=True)
+    model = load_model(path)
+    tensors = {name: value.const_value for name, value in model.graph.initializers.items()}
+    assert any(isinstance(t, ir.ExternalTensor) for t in tensors.values())
+    optimizer.optimize(model, output_dir=tmp_path / "o", benchmark=False)
+    assert {name: value.const_value for name, value in model.graph.initializers.items()} == tensors
+
+
+def test_api_arguments_are_checked(demo_path, tmp_path):
+    for bad in ({"target": None}, {"shapes": "image=1x3x128x128"}, {"min_cosine": 2}, {"threads": 0}):
+        with pytest.raises(UsageError):
+            optimizer.optimize(demo_path, output_dir=tmp_path / "o", **bad)

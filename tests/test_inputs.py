@@ -53,3 +53,13 @@ def test_first_sample_of_calibration_data():
     assert first_sample(samples, specs)["input_ids"].sum() == 0
     with pytest.raises(UsageError, match="empty"):
         first_sample([], specs)
+
+
+def test_a_shape_given_for_one_input_sizes_the_dims_it_shares():
+    feeds = generate_inputs(_specs(), {"input_ids": (2, 7)})
+    assert feeds["attention_mask"].shape == (2, 7)
+
+
+def test_static_zero_dims_stay_zero():
+    feeds = generate_inputs([InputSpec("empty", np.dtype(np.float32), (0, 3))])
+    assert feeds["empty"].shape == (0, 3)

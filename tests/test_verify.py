@@ -42,3 +42,22 @@ def test_absolute_bound_is_applied_when_given():
     b = a + 1.0
     assert compare_outputs("y", a, b, THRESHOLDS).passed
     assert not compare_outputs("y", a, b, FidelityThresholds(min_cosine=0.9, max_abs_error=0.1)).passed
+
+
+def test_sequence_outputs_of_different_lengths_compare_element_by_element(tmp_path):
+    from optimizer.ir import save_model
+    from optimizer.testing import model_from_text
+    from optimizer.verify import verify
+
+    model = model_from_text(
+        """
+        <ir_version: 9, opset_import: ["" : 17]>
+        g (float[4] x) => (seq(float[?]) parts) { parts = SplitToSequence (x, split) }
+        """,
+        split=np.array([1, 3], np.int64),
+    )
+    path = tmp_path / "seq.onnx"
+    save_model(model, path)
+    result = verify(path, path, {"x": np.arange(4, dtype=np.float32)}, inputs_source="user")
+    assert result.passed
+    assert [o.name for o in result.outputs] == ["parts[0]", "parts[1]"]

@@ -54,14 +54,18 @@ class OrtSession:
         try:
             self._session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         except Exception as error:
-            raise ModelRunError(f"ONNX Runtime cannot load the {label}: {_brief(error)}", model=label) from None
+            raise ModelRunError(
+                f"ONNX Runtime cannot load the {label}: {_brief(error)}", which=label, phase="load"
+            ) from None
         self.output_names = [o.name for o in self._session.get_outputs()]
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         try:
             outputs = self._session.run(None, dict(feeds))
         except Exception as error:
-            raise ModelRunError(f"ONNX Runtime cannot run the {self.label}: {_brief(error)}", model=self.label) from None
+            raise ModelRunError(
+                f"ONNX Runtime cannot run the {self.label}: {_brief(error)}", which=self.label, phase="run"
+            ) from None
         return dict(zip(self.output_names, outputs))
 
     def run_raw(self, feeds: Mapping[str, np.ndarray]) -> list:

@@ -48,7 +48,8 @@ def export_module(
         args, kwargs = tuple(example_inputs), {}
     else:
         args, kwargs = (example_inputs,), {}
-    module = module.eval()
+    was_training = module.training
+    module.eval()
     try:
         program = torch.onnx.export(
             module,
@@ -64,4 +65,6 @@ def export_module(
     except Exception as error:
         message = " ".join(str(error).split())[:300]
         raise ModelLoadError(f"PyTorch export of {type(module).__name__} failed: {message}") from None
+    finally:
+        module.train(was_training)
     return program.model

@@ -20,6 +20,7 @@ from optimizer.ir.graph_info import (
 from optimizer.ir.model_io import (
     EXTERNAL_DATA_THRESHOLD_BYTES,
     from_proto,
+    has_external_data,
     load_model,
     model_to_bytes,
     save_model,
@@ -37,6 +38,7 @@ __all__ = [
     "count_nodes",
     "default_opset_version",
     "from_proto",
+    "has_external_data",
     "infer_shapes",
     "initializer_bytes",
     "input_specs",

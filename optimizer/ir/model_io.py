@@ -15,6 +15,7 @@ from pathlib import Path
 
 import onnx
 import onnx_ir as ir
+from onnx_ir.passes.common import RemoveInitializersFromInputsPass
 
 from optimizer.errors import HwoptError, InvalidModelError, ModelLoadError, UsageError
 from optimizer.ir.graph_info import initializer_bytes
@@ -62,7 +63,27 @@ def from_proto(
     if base_dir is not None:
         ir.external_data.set_base_dir(model.graph, base_dir)
         _check_external_data(model, Path(base_dir), source)
+    _modernize_ir_version(model)
     return model
+
+
+def _modernize_ir_version(model: ir.Model) -> None:
+    """Before IR version 4 every weight also had to be listed as a graph input; runtimes treat them as
+    constants, but the passes would see inputs a caller may override and fold nothing (no BatchNorm folding
+    on the classic CNNs). Drop those listings and declare IR version 4, which means the same model."""
+    if model.ir_version >= 4:
+        return
+    RemoveInitializersFromInputsPass()(model)
+    model.ir_version = 4
+
+
+def has_external_data(model: ir.Model) -> bool:
+    """Whether any weight of the model (subgraphs included) is memory-mapped from an external data file."""
+    return any(
+        isinstance(value.const_value, ir.ExternalTensor)
+        for graph in model.graphs()
+        for value in graph.initializers.values()
+    )
 
 
 def to_proto(model: ir.Model) -> onnx.ModelProto:
@@ -75,7 +96,7 @@ def model_to_bytes(model: ir.Model) -> bytes:
     Models whose weights live in external files must be given to runtimes by path instead: bytes carry no
     folder to resolve the files against.
     """
-    if any(isinstance(v.const_value, ir.ExternalTensor) for v in model.graph.initializers.values()):
+    if has_external_data(model):
         raise ValueError("a model with external data cannot be passed as bytes; save it and use its path")
     return to_proto(model).SerializeToString()
 

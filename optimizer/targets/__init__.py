@@ -9,6 +9,8 @@ DEFAULT_TARGET = "cpu"
 
 
 def get_target(name: str) -> TargetProfile:
+    if not isinstance(name, str):
+        raise UsageError(f"target must be a target name such as 'cpu', not {name!r}")
     wanted = name.strip().lower()
     for profile in all_targets():
         if wanted == profile.name or wanted in profile.aliases:
