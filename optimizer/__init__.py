@@ -4,6 +4,8 @@
     result = optimizer.optimize("model.onnx", target="cpu", output_dir="out")
 """
 
+import importlib.metadata
+
 from optimizer.api import Result, load, optimize, targets
 from optimizer.errors import (
     HwoptError,
@@ -16,7 +18,10 @@ from optimizer.errors import (
     VerificationError,
 )
 
-__version__ = "0.1.0"
+try:
+    __version__ = importlib.metadata.version("hwopt")
+except importlib.metadata.PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "HwoptError",

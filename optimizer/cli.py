@@ -19,6 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from optimizer.errors import HwoptError, UsageError
+from optimizer.verify import DEFAULT_MIN_COSINE
 
 PROG = "optimize"
 
@@ -98,8 +99,8 @@ def build_optimize_parser() -> argparse.ArgumentParser:
                         help="fix an input's dynamic dims, e.g. images=1x3x320x320 (repeatable)")
     parser.add_argument("--inputs", type=Path, metavar="FILE.npz", help="real inputs for verification and timing")
     parser.add_argument("--no-verify", action="store_true", help="skip the numerical check (huge models)")
-    parser.add_argument("--min-cosine", type=_cosine, default=None, metavar="C",
-                        help="lowest output cosine similarity that passes (default 0.9999)")
+    parser.add_argument("--min-cosine", type=_cosine, default=DEFAULT_MIN_COSINE, metavar="C",
+                        help=f"lowest output cosine similarity that passes (default {DEFAULT_MIN_COSINE})")
     parser.add_argument("--no-benchmark", action="store_true", help="skip timing the two models")
     parser.add_argument("--threads", type=_positive_int, help="ONNX Runtime intra-op threads")
     parser.add_argument("--force", "-f", action="store_true", help="overwrite an existing output")
@@ -117,7 +118,6 @@ def build_targets_parser() -> argparse.ArgumentParser:
 def run_optimize(args: argparse.Namespace) -> int:
     from optimizer.api import optimize
     from optimizer.report import render_table
-    from optimizer.verify import DEFAULT_MIN_COSINE
 
     shapes = dict(args.shape)
     if len(shapes) != len(args.shape):
@@ -132,7 +132,7 @@ def run_optimize(args: argparse.Namespace) -> int:
         output_dir=output,
         opt_level=args.opt_level,
         verify_outputs=not args.no_verify,
-        min_cosine=args.min_cosine if args.min_cosine is not None else DEFAULT_MIN_COSINE,
+        min_cosine=args.min_cosine,
         benchmark=not args.no_benchmark,
         threads=args.threads,
         force=args.force,

@@ -71,11 +71,14 @@ def compare_outputs(
     if reference.shape != candidate.shape:
         return OutputFidelity(name, list(reference.shape), float("inf"), float("inf"), 0.0, reference.size, False)
     if reference.dtype.kind not in "fc":
+        # Exact match required; the errors are still reported as they are (strings only by count).
         mismatched = int(np.count_nonzero(reference != candidate))
-        return OutputFidelity(
-            name, list(reference.shape), float(mismatched > 0), float(mismatched > 0),
-            1.0 if mismatched == 0 else 0.0, mismatched, mismatched == 0,
-        )
+        if reference.dtype.kind in "iub":
+            numeric = compare_outputs(name, reference.astype(np.float64), candidate.astype(np.float64), thresholds)
+            return OutputFidelity(name, numeric.shape, numeric.max_abs_error, numeric.max_rel_error,
+                                  numeric.cosine, mismatched, mismatched == 0)
+        return OutputFidelity(name, list(reference.shape), float(mismatched > 0), float(mismatched > 0),
+                              1.0 if mismatched == 0 else 0.0, mismatched, mismatched == 0)
     ref = reference.astype(np.float64).ravel()
     cand = candidate.astype(np.float64).ravel()
     # NaN or inf in the same places is agreement; anywhere else it is a mismatch.

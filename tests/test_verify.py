@@ -24,6 +24,7 @@ def test_integer_outputs_must_match_exactly():
     assert compare_outputs("idx", a, a.copy(), THRESHOLDS).passed
     result = compare_outputs("idx", a, np.array([1, 2, 4]), THRESHOLDS)
     assert not result.passed and result.mismatched_elements == 1
+    assert result.max_abs_error == 1.0 and result.cosine > 0.99
 
 
 def test_nan_in_the_same_place_agrees_elsewhere_it_does_not():

@@ -88,7 +88,8 @@ def compare_latency(
     deadline = time.perf_counter() + budget_seconds
     rounds = 0
     while rounds < max_rounds and (rounds < min_rounds or time.perf_counter() < deadline):
-        _timed(first, feeds, block, samples_first)
-        _timed(second, feeds, block, samples_second)
+        pairs = [(first, samples_first), (second, samples_second)]
+        for session, samples in pairs if rounds % 2 == 0 else reversed(pairs):  # neither always goes first
+            _timed(session, feeds, block, samples)
         rounds += 1
     return LatencyStats.from_samples(samples_first), LatencyStats.from_samples(samples_second)

@@ -83,4 +83,6 @@ def _brief(error: BaseException) -> str:
     return _ORT_PREFIX.sub("", text)[:400]
 
 
-ort.set_default_logger_severity(3)
+# Errors reach hwopt as exceptions and are reported on one line; ORT's process-wide logger would print them a
+# second time (and its warnings) on stderr.
+ort.set_default_logger_severity(_FATAL)

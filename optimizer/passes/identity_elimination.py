@@ -68,7 +68,7 @@ def _dropout_in_inference(node: ir.Node) -> bool:
     return value is not None and not bool(value.numpy().reshape(()))
 
 
-def _replace_dropouts(graph: ir.Graph) -> int:
+def _replace_dropouts(graph: ir.Graph | ir.Function) -> int:
     """Turn inference Dropouts into Identity nodes in place (names and graph outputs stay as they are)."""
     replaced = 0
     for node in ir.traversal.RecursiveGraphIterator(graph):
@@ -136,7 +136,9 @@ class EliminateIdentity(OptimizerPass):
     summary = "remove Identity, inference Dropout and ops that keep their input unchanged"
 
     def rewrite(self, model: ir.Model) -> int:
-        rewrites = _NO_OP_RULES.apply_to_model(model) + _replace_dropouts(model.graph)
+        rewrites = _NO_OP_RULES.apply_to_model(model)
+        for graph_like in (model.graph, *model.functions.values()):
+            rewrites += _replace_dropouts(graph_like)
         for graph_like in (model.graph, *model.functions.values()):
             for node in list(ir.traversal.RecursiveGraphIterator(graph_like)):
                 rewrites += _remove_identity(node)
