@@ -16,6 +16,7 @@ from pathlib import Path
 import onnx
 import onnx_ir as ir
 from onnx_ir.passes.common import RemoveInitializersFromInputsPass
+from onnx_ir.passes.common._c_api_utils import call_onnx_api
 
 from optimizer.errors import HwoptError, InvalidModelError, ModelLoadError, UsageError
 from optimizer.ir.graph_info import initializer_bytes
@@ -144,8 +145,12 @@ def save_model(
 
 
 def validate_model(model: ir.Model, *, source: str = "model") -> None:
-    """Run the ONNX checker on an in-memory model; raises InvalidModelError naming `source`."""
-    _check_proto(to_proto(model), source)
+    """Run the ONNX checker on an in-memory model; raises InvalidModelError naming `source`.
+
+    The checker sees the graph with its big weights set aside as typed inputs (onnx-ir's `call_onnx_api`),
+    so checking never copies the weights into a protobuf.
+    """
+    call_onnx_api(lambda proto: _check_proto(proto, source), model)
 
 
 def _check_proto(proto: onnx.ModelProto, source: str) -> None:

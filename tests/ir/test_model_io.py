@@ -11,6 +11,7 @@ from optimizer.ir import (
     model_to_bytes,
     op_histogram,
     save_model,
+    validate_model,
 )
 from optimizer.testing import model_from_text
 from optimizer.verify import run_reference
@@ -144,3 +145,19 @@ def test_shape_inference_fills_intermediate_shapes():
     model = _small_model()
     infer_shapes(model)
     assert model.graph.node(1).outputs[0].shape is not None
+
+
+def test_validate_model_checks_in_memory_models_and_leaves_them_unchanged():
+    model = model_from_text(
+        """
+        <ir_version: 9, opset_import: ["" : 17]>
+        g (float[4096] x) => (float[4096] y) { y = Add (x, w) }
+        """,
+        w=np.ones(4096, dtype=np.float32),
+    )
+    validate_model(model)
+    model.graph.node(0).op_type = "NoSuchOp"
+    with pytest.raises(InvalidModelError, match="NoSuchOp"):
+        validate_model(model, source="edited model")
+    assert [v.name for v in model.graph.inputs] == ["x"]
+    assert model.graph.initializers["w"].const_value is not None
