@@ -98,7 +98,7 @@ class PipelineReport:
         return sum(p.rewrites for stage in self.stages for p in stage.passes)
 
 
-def run_pipeline(model: ir.Model, stages: Sequence[Stage], *, validate: bool = True) -> PipelineReport:
+def run_pipeline(model: ir.Model, stages: Sequence[Stage]) -> PipelineReport:
     """Run `stages` on `model` in place and return what each pass did.
 
     Shapes are inferred before each stage because the rewrite rules check them, and forgotten at the end (the
@@ -129,7 +129,6 @@ def run_pipeline(model: ir.Model, stages: Sequence[Stage], *, validate: bool = T
         )
     if stages:
         clear_intermediate_shapes(model)
-    if validate and stages:
         validate_model(model, source="optimized model")
     return report
 

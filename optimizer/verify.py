@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -59,9 +59,6 @@ class Verification:
         ]
         return (f"the optimized model does not match the original (needs cosine >= "
                 f"{self.thresholds.min_cosine}): " + "; ".join(parts))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def compare_outputs(

@@ -1,4 +1,4 @@
-"""Latency timing: warm-up runs, then timed runs; medians, not means.
+"""Latency timing of two sessions: warm-up runs, then timed runs; medians, not means.
 
 These machines are shared and noisy: a median ignores the stray slow run, and comparing two models is done by
 timing them in alternating blocks, so drift hits both alike. Blocks rather than single alternating runs: ORT's
@@ -47,25 +47,6 @@ def _timed(session: OrtSession, feeds: dict[str, np.ndarray], runs: int, samples
         start = time.perf_counter()
         session.run_raw(feeds)
         samples.append((time.perf_counter() - start) * 1000.0)
-
-
-def measure_latency(
-    session: OrtSession,
-    feeds: Mapping[str, np.ndarray],
-    *,
-    warmup: int = 3,
-    min_runs: int = 10,
-    max_runs: int = 200,
-    budget_seconds: float = 3.0,
-) -> LatencyStats:
-    """One session: timed runs until `min_runs` are done and the budget is spent (at most `max_runs`)."""
-    feeds = dict(feeds)
-    _warm_up(session, feeds, warmup)
-    samples: list[float] = []
-    deadline = time.perf_counter() + budget_seconds
-    while len(samples) < max_runs and (len(samples) < min_runs or time.perf_counter() < deadline):
-        _timed(session, feeds, 1, samples)
-    return LatencyStats.from_samples(samples)
 
 
 def compare_latency(

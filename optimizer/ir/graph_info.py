@@ -34,21 +34,12 @@ def op_histogram(model: ir.Model) -> dict[str, int]:
 
 def initializer_bytes(model: ir.Model) -> int:
     """Bytes of weights in the main graph and its subgraphs, without reading external data."""
-    total = 0
-    graphs = [model.graph, *(g for node in all_nodes(model) for g in _subgraphs(node))]
-    for graph in graphs:
-        for value in graph.initializers.values():
-            if value.const_value is not None:
-                total += value.const_value.nbytes
-    return total
-
-
-def _subgraphs(node: ir.Node) -> Iterator[ir.Graph]:
-    for attr in node.attributes.values():
-        if attr.type == ir.AttributeType.GRAPH:
-            yield attr.value
-        elif attr.type == ir.AttributeType.GRAPHS:
-            yield from attr.value
+    return sum(
+        value.const_value.nbytes
+        for graph in model.graphs()
+        for value in graph.initializers.values()
+        if value.const_value is not None
+    )
 
 
 @dataclass(frozen=True)
@@ -58,10 +49,6 @@ class InputSpec:
     name: str
     dtype: np.dtype
     shape: tuple[int | str | None, ...] | None
-
-    @property
-    def is_static(self) -> bool:
-        return self.shape is not None and all(isinstance(d, int) for d in self.shape)
 
     def __str__(self) -> str:
         dims = "?" if self.shape is None else "x".join(str(d if d is not None else "?") for d in self.shape)

@@ -27,7 +27,7 @@ EXTERNAL_DATA_THRESHOLD_BYTES = 1 << 30
 _WRITE_BUFFER_BYTES = 256 << 20
 
 
-def load_model(path: str | os.PathLike, *, check: bool = True) -> ir.Model:
+def load_model(path: str | os.PathLike) -> ir.Model:
     """Load an ONNX file into onnx-ir, raising a one-line error that names the file and the problem."""
     path = Path(path)
     if not path.exists():
@@ -40,7 +40,7 @@ def load_model(path: str | os.PathLike, *, check: bool = True) -> ir.Model:
         proto = onnx.load(os.fspath(path), load_external_data=False)
     except Exception as error:  # protobuf raises DecodeError, RuntimeError or ValueError depending on damage
         raise ModelLoadError(f"{path}: not a readable ONNX model ({_brief(error)})") from None
-    return from_proto(proto, base_dir=path.parent, source=str(path), check=check)
+    return from_proto(proto, base_dir=path.parent, source=str(path))
 
 
 def from_proto(
@@ -48,15 +48,13 @@ def from_proto(
     *,
     base_dir: str | os.PathLike | None = None,
     source: str = "model",
-    check: bool = True,
 ) -> ir.Model:
     """Turn a ModelProto into an onnx-ir model; `base_dir` is where its external data files live."""
     if proto.ir_version <= 0 or not proto.HasField("graph"):
         raise ModelLoadError(f"{source}: not an ONNX model (no IR version or no graph)")
-    if check:
-        _check_proto(proto, source)
-        _check_tensors(proto, source)
-        _check_control_flow(proto, source)
+    _check_proto(proto, source)
+    _check_tensors(proto, source)
+    _check_control_flow(proto, source)
     try:
         model = ir.serde.deserialize_model(proto)
     except Exception as error:

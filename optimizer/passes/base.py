@@ -58,8 +58,12 @@ class RuleSetPass(OptimizerPass):
     def rules(self) -> Sequence[RewriteRule]:
         """The rewrite rules this pass applies."""
 
+    def __init__(self, config: PassConfig | None = None) -> None:
+        super().__init__(config)
+        self._rule_set = RewriteRuleSet(list(self.rules()))
+
     def rewrite(self, model: ir.Model) -> int:
-        return RewriteRuleSet(list(self.rules())).apply_to_model(model)
+        return self._rule_set.apply_to_model(model)
 
 
 class NodeCountingPass(OptimizerPass):

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import onnx_ir as ir
 from onnxscript.optimizer._constant_folding import FoldConstantsPass
 
+from optimizer.ir import all_nodes
 from optimizer.passes.base import NodeCountingPass, PassConfig
 
 
@@ -50,15 +51,10 @@ class FoldConstants(NodeCountingPass):
             return casts + super().rewrite(model)
 
 
-def _nodes(model: ir.Model) -> Iterator[ir.Node]:
-    for graph_like in (model.graph, *model.functions.values()):
-        yield from ir.traversal.RecursiveGraphIterator(graph_like)
-
-
 def _castlike_to_cast(model: ir.Model) -> int:
     """`CastLike(x, like)` with a known `like` element type is `Cast<to=that type>(x)`, attributes and all."""
     changed = 0
-    for node in list(_nodes(model)):
+    for node in list(all_nodes(model)):
         if node.op_type != "CastLike" or node.domain not in ("", "ai.onnx") or len(node.inputs) != 2:
             continue
         like = node.inputs[1]
@@ -82,7 +78,7 @@ def _castlike_to_cast(model: ir.Model) -> int:
 @contextlib.contextmanager
 def _scalar_split_shapes_hidden(model: ir.Model) -> Iterator[None]:
     hidden: list[tuple[ir.Value, ir.Shape]] = []
-    for node in _nodes(model):
+    for node in all_nodes(model):
         if node.op_type != "SplitToSequence" or len(node.inputs) < 2:
             continue
         split = node.inputs[1]
