@@ -19,6 +19,7 @@ from optimizer.passes.fold_batchnorm import FoldBatchNorm
 from optimizer.passes.identity_elimination import EliminateIdentity
 from optimizer.passes.matmul_add_to_gemm import MatMulAddToGemm
 from optimizer.passes.remove_unused import RemoveUnused
+from optimizer.passes.separate_skip_layernorm import SeparateSkipLayerNorm
 from optimizer.passes.simplify_shape_ops import SimplifyShapeOps
 from optimizer.passes.upgrade_opset import UpgradeOpset, UpgradeOpsetConfig
 
@@ -34,6 +35,7 @@ PASSES: dict[str, type[OptimizerPass]] = {
         FoldBatchNorm,
         MatMulAddToGemm,
         FuseActivations,
+        SeparateSkipLayerNorm,
         UpgradeOpset,
     )
 }
@@ -63,6 +65,7 @@ __all__ = [
     "PassConfig",
     "RemoveUnused",
     "RuleSetPass",
+    "SeparateSkipLayerNorm",
     "SimplifyShapeOps",
     "UpgradeOpset",
     "UpgradeOpsetConfig",
