@@ -35,7 +35,7 @@ class SeparateSkipLayerNorm(OptimizerPass):
             model.graph.insert_before(add, total)
             old = add.outputs[0]
             total.outputs[0].name, old.name = old.name, f"{old.name}_add"
-            total.outputs[0].dtype, total.outputs[0].shape = old.dtype, old.shape
+            total.outputs[0].type, total.outputs[0].shape = old.type, old.shape
             old.replace_all_uses_with(total.outputs[0], replace_graph_outputs=True)
             model.graph.remove(add, safe=True)
             rewrites += 1
