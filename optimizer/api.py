@@ -11,6 +11,7 @@ Every run verifies the optimized model against the original in ONNX Runtime befo
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -23,14 +24,23 @@ from typing import Any
 import onnx_ir as ir
 
 from optimizer import ir as hir
-from optimizer.backends.onnxruntime import LatencyStats, compare_latency, create_session, runtime_version
+from optimizer.backends.onnxruntime import (
+    LatencyStats,
+    compare_latency,
+    create_session,
+    runtime_version,
+)
 from optimizer.errors import HwoptError, ModelRunError, UsageError, VerificationError
 from optimizer.importers.torch_module import export_module, is_torch_module
-from optimizer.inputs import Feeds, check_feeds, first_sample, generate_inputs, load_npz
+from optimizer.inputs import Feeds, check_feeds, generate_inputs, load_npz
 from optimizer.pipeline import DEFAULT_OPT_LEVEL, pipeline_stages, run_pipeline
+from optimizer.quantization.accuracy_budget import search_accuracy_budget
+from optimizer.quantization.calibration import calibration_data
+from optimizer.quantization.options import DEFAULT_MIN_COSINE, QuantizationOptions
+from optimizer.quantization.quantize import QuantizationReport, preprocessing, quantize_model
 from optimizer.report import ModelSummary, Report
 from optimizer.targets import DEFAULT_TARGET, TargetProfile, all_targets, get_target
-from optimizer.verify import DEFAULT_MIN_COSINE, ORIGINAL, OPTIMIZED, FidelityThresholds, Verification, verify
+from optimizer.verify import OPTIMIZED, ORIGINAL, FidelityThresholds, Verification, verify
 
 MODEL_FILE = "model.onnx"
 DATA_FILE = f"{MODEL_FILE}.data"
@@ -77,11 +87,13 @@ def optimize(
     output_dir: str | os.PathLike | None = None,
     opt_level: int = DEFAULT_OPT_LEVEL,
     verify_outputs: bool = True,
-    min_cosine: float = DEFAULT_MIN_COSINE,
+    min_cosine: float | None = None,
     benchmark: bool = True,
     threads: int | None = None,
     force: bool = False,
     example_inputs: Any = None,
+    precision: str | None = None,
+    quantization: QuantizationOptions | None = None,
 ) -> Result:
     """Optimize `model` for `target` and write `model.onnx` and `report.json` into `output_dir`.
 
@@ -96,17 +108,25 @@ def optimize(
         output_dir: where to write; a new temporary folder when None.
         opt_level: 0 (verify and time only) to 3 (everything, including an opset upgrade).
         verify_outputs: run both models and compare outputs; False skips it (for huge models).
-        min_cosine: the lowest cosine similarity per output that passes verification.
+        min_cosine: the lowest cosine similarity per output that passes verification (default: by precision,
+            0.9999 for fp32, 0.99 for int8; see optimizer.quantization.options.DEFAULT_MIN_COSINE).
         benchmark: time both models in ONNX Runtime (median of repeated runs).
         threads: ONNX Runtime intra-op threads for timing and verification (None: the runtime's default).
         force: overwrite an existing model.onnx / report.json in `output_dir`.
         example_inputs: example inputs for exporting a PyTorch module.
+        precision: "fp32" (default), "int8", "int8-dynamic", "fp16", "bf16" or "int4"; shorthand for
+            `quantization=QuantizationOptions(precision=...)`.
+        quantization: every quantization option (calibration method, exclusions, accuracy budget...); its
+            `calibration` defaults to the `calibration` argument.
 
     Raises:
         UsageError, ModelLoadError, InvalidModelError, PassError, VerificationError (all HwoptError).
     """
     started = time.perf_counter()
     profile = get_target(target)
+    options = _quantization_options(precision, quantization, calibration)
+    if min_cosine is None:
+        min_cosine = DEFAULT_MIN_COSINE[options.precision]
     _check_options(min_cosine, threads)
     shapes = _normalize_shapes(shapes)
     stages = pipeline_stages(profile.pipeline, opt_level, shapes=shapes)
@@ -120,11 +140,12 @@ def optimize(
             _check_output(output_dir, original_files, force)
             specs = hir.input_specs(working)
             # Read or generate the inputs before the passes run, so a bad --inputs file fails fast.
-            feeds, feeds_source = _feeds(specs, shapes, inputs, calibration) if verify_outputs or benchmark \
+            feeds, feeds_source = _feeds(specs, shapes, inputs, options) if verify_outputs or benchmark \
                 else ({}, "none")
             original = _summary(working, original_path, original_files)
             import_seconds = time.perf_counter() - started
             pipeline_report = run_pipeline(working, stages)
+            quantization_report = _quantize(working, options, profile, threads) if options.quantized else None
             pass_seconds = time.perf_counter() - started - import_seconds
 
             staging = _staging_folder(output_dir)
@@ -149,6 +170,7 @@ def optimize(
                     latency_original=latency_original,
                     latency_optimized=latency_optimized,
                     threads=threads,
+                    quantization=quantization_report,
                     seconds={"import": import_seconds, "passes": pass_seconds,
                              "total": time.perf_counter() - started},
                 )
@@ -160,6 +182,26 @@ def optimize(
         _remove_if_empty(output_dir if temporary_output else created)
         raise
     return Result(output_dir / MODEL_FILE, report, verification, files)
+
+
+def _quantization_options(precision: str | None, options: QuantizationOptions | None,
+                          calibration: Any) -> QuantizationOptions:
+    if options is None:
+        return QuantizationOptions(precision=precision or "fp32", calibration=calibration)
+    if not isinstance(options, QuantizationOptions):
+        raise UsageError(f"quantization must be a QuantizationOptions, not {type(options).__name__}")
+    if precision is not None:
+        options = dataclasses.replace(options, precision=precision)
+    if options.calibration is None and calibration is not None:
+        options = dataclasses.replace(options, calibration=calibration)
+    return options
+
+
+def _quantize(model: ir.Model, options: QuantizationOptions, profile: TargetProfile,
+              threads: int | None) -> QuantizationReport:
+    if options.max_accuracy_drop is not None:
+        return search_accuracy_budget(model, options, runtime=profile.runtime, threads=threads)
+    return quantize_model(model, options, runtime=profile.runtime, threads=threads)
 
 
 def _check_options(min_cosine: float, threads: int | None) -> None:
@@ -291,13 +333,17 @@ def _summary(model: ir.Model, path: Path, files: Sequence[Path]) -> ModelSummary
     )
 
 
-def _feeds(specs, shapes, inputs, calibration) -> tuple[Feeds, str]:
+def _feeds(specs, shapes, inputs, options: QuantizationOptions) -> tuple[Feeds, str]:
     if inputs is not None:
         if isinstance(inputs, (str, os.PathLike)):
             return load_npz(inputs, specs), "user"
         return check_feeds(inputs, specs, source="inputs"), "user"
-    if calibration is not None:
-        return first_sample(calibration, specs), "calibration"
+    if options.calibration is not None:
+        data = calibration_data(options.calibration, specs, preprocessing=preprocessing(options), limit=1,
+                                shapes=shapes)
+        for sample in data:
+            return sample, "calibration"
+        raise UsageError("the calibration data holds no samples")
     return generate_inputs(specs, shapes), "generated"
 
 

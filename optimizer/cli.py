@@ -19,7 +19,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 from optimizer.errors import HwoptError, UsageError
-from optimizer.verify import DEFAULT_MIN_COSINE
+from optimizer.quantization.metrics import BUILTIN_METRICS
+from optimizer.quantization.options import (
+    DEFAULT_CALIBRATION_SAMPLES,
+    DEFAULT_MIN_COSINE,
+    PRECISIONS,
+    RANGE_METHODS,
+)
 
 PROG = "optimize"
 
@@ -99,13 +105,43 @@ def build_optimize_parser() -> argparse.ArgumentParser:
                         help="fix an input's dynamic dims, e.g. images=1x3x320x320 (repeatable)")
     parser.add_argument("--inputs", type=Path, metavar="FILE.npz", help="real inputs for verification and timing")
     parser.add_argument("--no-verify", action="store_true", help="skip the numerical check (huge models)")
-    parser.add_argument("--min-cosine", type=_cosine, default=DEFAULT_MIN_COSINE, metavar="C",
-                        help=f"lowest output cosine similarity that passes (default {DEFAULT_MIN_COSINE})")
+    parser.add_argument("--min-cosine", type=_cosine, metavar="C",
+                        help="lowest output cosine similarity that passes (default by precision: "
+                        + ", ".join(f"{k} {v}" for k, v in DEFAULT_MIN_COSINE.items()) + ")")
     parser.add_argument("--no-benchmark", action="store_true", help="skip timing the two models")
     parser.add_argument("--threads", type=_positive_int, help="ONNX Runtime intra-op threads")
     parser.add_argument("--force", "-f", action="store_true", help="overwrite an existing output")
+    _quantization_flags(parser)
     _common_flags(parser)
     return parser
+
+
+def _quantization_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("quantization")
+    group.add_argument("--precision", "-p", choices=PRECISIONS, default="fp32",
+                       help="fp32 (default), int8 (static, calibrated), int8-dynamic, fp16, bf16, int4 (weights)")
+    group.add_argument("--calibration", metavar="PATH",
+                       help="calibration data: an .npz of inputs (stacked along a first axis) or a folder of images")
+    group.add_argument("--preprocess", metavar="SPEC",
+                       help="for a folder of images, e.g. size=320x320,resize=letterbox,order=rgb,layout=nchw,"
+                       "mean=0/0/0,std=1/1/1")
+    group.add_argument("--calibration-method", choices=RANGE_METHODS, default="minmax",
+                       help="how activation ranges are chosen (default minmax)")
+    group.add_argument("--calibration-samples", type=_positive_int, default=DEFAULT_CALIBRATION_SAMPLES,
+                       metavar="N", help=f"use at most N samples (default {DEFAULT_CALIBRATION_SAMPLES})")
+    group.add_argument("--percentile", type=float, default=99.99, help="for --calibration-method percentile")
+    group.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
+                       help="keep nodes in float by name or op type, globs allowed (repeatable)")
+    group.add_argument("--int4-block-size", type=_positive_int, default=32, metavar="N",
+                       help="block size of int4 weights (default 32)")
+    group.add_argument("--max-accuracy-drop", type=float, metavar="D",
+                       help="keep the most sensitive layers float until the drop is at most D (metric units, "
+                       "or output cosine without --metric)")
+    group.add_argument("--metric", metavar="MODULE:FUNCTION",
+                       help="accuracy metric f(outputs, labels) -> float, or a built-in: "
+                       + ", ".join(BUILTIN_METRICS))
+    group.add_argument("--eval-data", type=Path, metavar="FILE.npz",
+                       help="labeled evaluation data for --metric: stacked inputs plus a 'labels' array")
 
 
 def build_targets_parser() -> argparse.ArgumentParser:
@@ -136,13 +172,44 @@ def run_optimize(args: argparse.Namespace) -> int:
         benchmark=not args.no_benchmark,
         threads=args.threads,
         force=args.force,
+        quantization=_quantization_options(args),
     )
+    quantization = result.report.quantization
+    if quantization is not None and not args.json:
+        for warning in quantization.warnings:
+            print(f"{PROG}: warning: {warning}", file=sys.stderr)
     if args.json:
         print(result.report.to_json())
     elif not args.quiet:
         print(render_table(result.report))
         print(f"\nwrote {', '.join(str(f) for f in result.files)}")
     return 0
+
+
+def _quantization_options(args: argparse.Namespace):
+    from optimizer.quantization.metrics import load_eval_data, resolve_metric
+    from optimizer.quantization.options import QuantizationOptions
+
+    metric = resolve_metric(args.metric) if args.metric else None
+    eval_data, labels = load_eval_data(args.eval_data) if args.eval_data else (None, None)
+    if metric is not None and eval_data is None:
+        raise UsageError("--metric needs --eval-data FILE.npz with the inputs and a 'labels' array")
+    if args.max_accuracy_drop is None and (metric is not None or eval_data is not None):
+        raise UsageError("--metric and --eval-data are only used with --max-accuracy-drop")
+    return QuantizationOptions(
+        precision=args.precision,
+        calibration=args.calibration,
+        preprocessing=args.preprocess,
+        calibration_method=args.calibration_method,
+        calibration_samples=args.calibration_samples,
+        percentile=args.percentile,
+        exclude=tuple(args.exclude),
+        int4_block_size=args.int4_block_size,
+        max_accuracy_drop=args.max_accuracy_drop,
+        metric=metric,
+        eval_data=eval_data,
+        labels=labels,
+    )
 
 
 def run_targets(args: argparse.Namespace) -> int:

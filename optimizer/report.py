@@ -13,9 +13,10 @@ from pathlib import Path
 
 from optimizer.backends.onnxruntime import LatencyStats
 from optimizer.pipeline import PipelineReport
+from optimizer.quantization.quantize import QuantizationReport
 from optimizer.verify import Verification
 
-REPORT_SCHEMA_VERSION = 1
+REPORT_SCHEMA_VERSION = 2  # 2: adds `quantization`
 
 
 @dataclass
@@ -42,6 +43,7 @@ class Report:
     latency_original: LatencyStats | None = None
     latency_optimized: LatencyStats | None = None
     threads: int | None = None
+    quantization: QuantizationReport | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     schema_version: int = REPORT_SCHEMA_VERSION
 
@@ -109,4 +111,34 @@ def render_table(report: Report) -> str:
                 f"  {o.name:22} cosine {o.cosine:.7f}  max abs {o.max_abs_error:.3g}  "
                 f"max rel {o.max_rel_error:.3g}"
             )
+    if report.quantization is not None:
+        lines.extend(["", *render_quantization(report.quantization)])
     return "\n".join(lines)
+
+
+MAX_FLOAT_LAYERS_SHOWN = 12
+
+
+def render_quantization(quantization: QuantizationReport) -> list[str]:
+    lines = [f"precision: {quantization.precision}" + (f" ({quantization.scheme})" if quantization.scheme else "")]
+    if quantization.calibration:
+        lines.append(f"calibration: {quantization.calibration_method} ranges from {quantization.calibration_samples} "
+                     f"sample(s): {quantization.calibration}")
+    counts: dict[str, int] = {}
+    for precision in quantization.layers.values():
+        counts[precision.split(" (")[0]] = counts.get(precision.split(" (")[0], 0) + 1
+    lines.append("layers: " + (", ".join(f"{n} {p}" for p, n in sorted(counts.items())) or "none"))
+    kept = [(name, p) for name, p in quantization.layers.items() if p.startswith("float32")]
+    for name, precision in kept[:MAX_FLOAT_LAYERS_SHOWN]:
+        lines.append(f"  {name:40} {precision}")
+    if len(kept) > MAX_FLOAT_LAYERS_SHOWN:
+        lines.append(f"  ... {len(kept) - MAX_FLOAT_LAYERS_SHOWN} more float layers in report.json")
+    if quantization.budget:
+        budget = quantization.budget
+        lines.append(f"accuracy budget ({budget['metric']}): baseline {budget['baseline']:.4f}, "
+                     f"result {budget['score']:.4f}, drop {budget['drop']:.4f} of {budget['max_drop']:.4f} "
+                     f"allowed: {'MET' if budget['met'] else 'NOT MET'}")
+        for candidate in quantization.candidates:
+            latency = f"{candidate['latency_ms']:.3f} ms" if candidate["latency_ms"] is not None else "-"
+            lines.append(f"  {candidate['name']:40} score {candidate['score']:.4f}  {latency}")
+    return lines

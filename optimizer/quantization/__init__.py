@@ -1,0 +1,1 @@
+"""Quantization passes and the machinery around them (calibration, schemes, the accuracy budget)."""

@@ -1,0 +1,186 @@
+"""Accuracy budget: quantize as much as possible while the accuracy drop stays within what the user allows.
+
+The score of a model is the user's metric over the evaluation data (`metric(outputs, labels)`, higher is
+better: top-1, F1, mAP...), or, without a metric, the agreement of its outputs with the float model's (mean
+over samples of the worst output cosine). The search:
+
+1. quantize everything that can be; if the drop is within budget, that is the answer;
+2. otherwise measure each quantized layer's sensitivity: the score gained by keeping only that layer in float;
+3. keep the most sensitive layers in float, one more at a time, until the budget holds.
+
+Calibration runs once and every candidate reuses its ranges. Each candidate's score and latency go in the
+report. The search always ends with a model: the first candidate within budget, or, if none is, the best one
+found, with the report saying plainly that the budget was not met.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+
+import numpy as np
+import onnx_ir as ir
+
+from optimizer.backends.onnxruntime import create_session
+from optimizer.errors import UsageError
+from optimizer.ir import from_proto, model_to_bytes, to_proto
+from optimizer.quantization.options import QuantizationOptions
+from optimizer.quantization.quantize import (
+    QuantizationReport,
+    calibrate_static_int8,
+    quantize_model,
+)
+
+logger = logging.getLogger("optimizer")
+
+MAX_EVAL_SAMPLES = 256
+# Sensitivity probes cost one quantize + evaluation each; beyond this many layers, the largest ones are probed.
+MAX_PROBED_LAYERS = 96
+LATENCY_RUNS = 20
+
+
+def search_accuracy_budget(
+    model: ir.Model, options: QuantizationOptions, *, runtime: str = "onnxruntime", threads: int | None = None,
+) -> QuantizationReport:
+    """Quantize `model` in place to the best candidate within `options.max_accuracy_drop`."""
+    start = time.perf_counter()
+    budget = float(options.max_accuracy_drop)
+    float_proto = to_proto(model)
+    float_bytes = model_to_bytes(model)
+    eval_feeds = _eval_feeds(options, model)
+    reference_outputs = _run(float_bytes, eval_feeds, threads)
+
+    def score(outputs: list[dict[str, np.ndarray]]) -> float:
+        if options.metric is not None:
+            return float(options.metric(outputs, options.labels))
+        return _mean_worst_cosine(outputs, reference_outputs)
+
+    baseline = score(reference_outputs)
+    scratch = QuantizationReport(precision=options.precision)
+    ranges = None
+    if options.precision == "int8":
+        ranges = calibrate_static_int8(from_proto(float_proto), options, runtime, threads, scratch)
+
+    def build(float_layers: Sequence[str]) -> tuple[ir.Model, QuantizationReport]:
+        candidate = from_proto(float_proto)
+        exclude = tuple(options.exclude) + tuple(glob.escape(name) for name in float_layers)
+        report = quantize_model(candidate, replace(options, exclude=exclude, max_accuracy_drop=None),
+                                runtime=runtime, threads=threads, ranges=ranges)
+        return candidate, report
+
+    candidates: list[dict] = []
+
+    def evaluate(name: str, float_layers: Sequence[str], *, timed: bool) -> float:
+        candidate, _ = build(float_layers)
+        data = model_to_bytes(candidate)
+        value = score(_run(data, eval_feeds, threads))
+        entry = {"name": name, "float_layers": list(float_layers), "score": value, "drop": baseline - value,
+                 "latency_ms": _latency(data, eval_feeds[0], threads) if timed else None}
+        candidates.append(entry)
+        return value
+
+    full_score = evaluate("all quantized", [], timed=True)
+    _, full_report = build([])
+    layers = [name for name, precision in full_report.layers.items() if not precision.startswith("float32")]
+    chosen: list[str] = []
+    best = ([], full_score)
+    if baseline - full_score > budget and layers:
+        sensitivity = {}
+        for layer in layers[:MAX_PROBED_LAYERS]:
+            candidate, _ = build([layer])
+            sensitivity[layer] = score(_run(model_to_bytes(candidate), eval_feeds, threads)) - full_score
+        ranked = sorted(sensitivity, key=sensitivity.get, reverse=True)
+        for count in range(1, len(ranked) + 1):
+            trial = ranked[:count]
+            value = evaluate(f"{count} most sensitive layer(s) float", trial, timed=True)
+            if value > best[1]:
+                best = (trial, value)
+            if baseline - value <= budget:
+                best = (trial, value)
+                break
+        chosen = best[0]
+    elif baseline - full_score > budget:
+        chosen = []
+    final_score = best[1] if chosen else full_score
+    report = quantize_model(model, replace(options, exclude=tuple(options.exclude) + tuple(
+        glob.escape(name) for name in chosen), max_accuracy_drop=None), runtime=runtime, threads=threads,
+        ranges=ranges)
+    met = baseline - final_score <= budget
+    report.calibration = scratch.calibration or report.calibration
+    report.calibration_samples = scratch.calibration_samples or report.calibration_samples
+    report.calibration_method = scratch.calibration_method or report.calibration_method
+    report.warnings = scratch.warnings + report.warnings
+    report.candidates = candidates
+    report.budget = {
+        "metric": getattr(options.metric, "__name__", "metric") if options.metric else "output cosine",
+        "max_drop": budget,
+        "baseline": baseline,
+        "score": final_score,
+        "drop": baseline - final_score,
+        "met": met,
+        "float_layers": list(chosen),
+        "eval_samples": len(eval_feeds),
+    }
+    if not met:
+        report.warnings.append(
+            f"accuracy budget not met: the best model found drops {baseline - final_score:.4g} "
+            f"(budget {budget:.4g}) with {len(chosen)} layer(s) kept float")
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _eval_feeds(options: QuantizationOptions, model: ir.Model) -> list[dict[str, np.ndarray]]:
+    from optimizer.ir import input_specs
+    from optimizer.quantization.calibration import calibration_data
+
+    source = options.eval_data if options.eval_data is not None else options.calibration
+    if options.metric is not None and options.eval_data is None:
+        raise UsageError("an accuracy metric needs labeled evaluation data (eval_data and labels)")
+    data = calibration_data(source, input_specs(model), preprocessing=preprocessing(options),
+                            limit=MAX_EVAL_SAMPLES)
+    feeds = list(_take(data, MAX_EVAL_SAMPLES))
+    if not feeds:
+        raise UsageError("the accuracy budget needs at least one evaluation sample")
+    return feeds
+
+
+def _take(data: Iterable, count: int) -> Iterable:
+    for index, item in enumerate(data):
+        if index >= count:
+            return
+        yield item
+
+
+def _run(model_bytes: bytes, feeds: list[dict[str, np.ndarray]], threads: int | None) -> list[dict[str, np.ndarray]]:
+    session = create_session(model_bytes, threads=threads, label="candidate")
+    return [session.run(sample) for sample in feeds]
+
+
+def _mean_worst_cosine(outputs: list[dict[str, np.ndarray]], reference: list[dict[str, np.ndarray]]) -> float:
+    worst = []
+    for candidate, expected in zip(outputs, reference):
+        cosines = [_cosine(candidate[name], expected[name]) for name in expected
+                   if isinstance(expected[name], np.ndarray) and expected[name].dtype.kind == "f"]
+        worst.append(min(cosines) if cosines else 1.0)
+    return float(np.mean(worst))
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    norms = np.linalg.norm(a) * np.linalg.norm(b)
+    return 1.0 if norms == 0 else float(np.dot(a, b) / norms)
+
+
+def _latency(model_bytes: bytes, feeds: dict[str, np.ndarray], threads: int | None) -> float:
+    session = create_session(model_bytes, threads=threads, label="candidate")
+    for _ in range(3):
+        session.run(feeds)
+    samples = []
+    for _ in range(LATENCY_RUNS):
+        began = time.perf_counter()
+        session.run(feeds)
+        samples.append((time.perf_counter() - began) * 1000)
+    return float(np.median(samples))

@@ -1,0 +1,68 @@
+"""What a user can ask of quantization, validated up front so a bad option fails before any work."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from optimizer.errors import UsageError
+
+PRECISIONS = ("fp32", "int8", "int8-dynamic", "fp16", "bf16", "int4")
+RANGE_METHODS = ("minmax", "percentile", "entropy", "mse")
+# The lowest output cosine that passes verification when the user sets none: each precision's own noise floor
+# on the zoo models, with margin (fp32 rewrites must be exact; bf16 keeps 8 mantissa bits).
+DEFAULT_MIN_COSINE = {
+    "fp32": 0.9999, "fp16": 0.999, "bf16": 0.99, "int8": 0.99, "int8-dynamic": 0.99, "int4": 0.98,
+}
+DEFAULT_CALIBRATION_SAMPLES = 128
+
+Metric = Callable[[list[dict[str, Any]], Any], float]
+
+
+@dataclass(frozen=True)
+class QuantizationOptions:
+    precision: str = "fp32"
+    calibration: Any = None
+    """An .npz path, a folder of images, an iterable of input dicts, one dict, or None (generated, warned)."""
+    preprocessing: Any = None
+    """An ImagePreprocessing (or its text form) for a folder of images."""
+    calibration_method: str = "minmax"
+    percentile: float = 99.99
+    calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES
+    exclude: tuple[str, ...] = ()
+    """Node names or op types (globs) that stay in float."""
+    bias_correction: bool = False
+    smoothquant_alpha: float | None = None
+    """SmoothQuant migration strength (0.5 is the paper's default) for dynamic INT8; None: off."""
+    int4_block_size: int = 32
+    keep_io_types: bool = True
+    max_accuracy_drop: float | None = None
+    """With a metric: the largest drop in the metric allowed; without: the largest drop in output cosine."""
+    metric: Metric | None = None
+    eval_data: Any = None
+    """Inputs for the accuracy budget: an iterable of input dicts (default: the calibration data)."""
+    labels: Any = None
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"unknown precision '{self.precision}'; choose one of {', '.join(PRECISIONS)}")
+        if self.calibration_method not in RANGE_METHODS:
+            raise UsageError(f"unknown calibration method '{self.calibration_method}'; "
+                             f"choose one of {', '.join(RANGE_METHODS)}")
+        if not 50.0 < self.percentile <= 100.0:
+            raise UsageError(f"percentile must be in (50, 100], not {self.percentile}")
+        if self.calibration_samples < 1:
+            raise UsageError(f"calibration samples must be at least 1, not {self.calibration_samples}")
+        if self.smoothquant_alpha is not None and not 0.0 <= self.smoothquant_alpha <= 1.0:
+            raise UsageError(f"SmoothQuant alpha must be in [0, 1], not {self.smoothquant_alpha}")
+        if self.max_accuracy_drop is not None and self.max_accuracy_drop < 0:
+            raise UsageError(f"max accuracy drop must be >= 0, not {self.max_accuracy_drop}")
+        if self.metric is not None and not callable(self.metric):
+            raise UsageError("metric must be a callable (outputs, labels) -> float")
+        if isinstance(self.exclude, str):
+            object.__setattr__(self, "exclude", (self.exclude,))
+
+    @property
+    def quantized(self) -> bool:
+        return self.precision != "fp32"
