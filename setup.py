@@ -66,6 +66,7 @@ TFLITE = ["ai-edge-litert>=1.2", "flatbuffers>=24"]
 # NVIDIA's TensorRT (10.x/11.x); its wheels come from NVIDIA's index, so it is not part of [all].
 TENSORRT = ["tensorrt>=10"]
 DEV = [
+    "scikit-learn>=1.3",
     "pytest>=8", "pytest-benchmark>=4", "pytest-timeout>=2",
     "transformers>=4.45", "pillow>=10", "tokenizers>=0.20",
     *TORCH,

@@ -55,6 +55,7 @@ report.
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -109,11 +110,14 @@ class Float16Config(PassConfig):
     keep_float32_op_types: frozenset[str] = DEFAULT_KEEP_FLOAT32_OP_TYPES
     """Op types (default domain) that always compute in float32."""
     exclude_nodes: tuple[str, ...] = ()
-    """Nodes kept in float32, by name or op type; fnmatch globs ("/head/*", "*attention*")."""
+    """Nodes kept in float32, by name (an unnamed node by its first output's, as `precisions` labels it) or
+    op type; fnmatch globs ("/head/*", "*attention*")."""
 
     def __post_init__(self) -> None:
         if self.dtype not in REDUCED_DTYPES:
-            raise UsageError(f"float16 conversion dtype must be one of {', '.join(REDUCED_DTYPES)}, not {self.dtype!r}")
+            raise UsageError(
+                f"float16 conversion dtype must be one of {', '.join(REDUCED_DTYPES)}, not {self.dtype!r}"
+            )
         for name in ("keep_float32_op_types", "exclude_nodes"):
             if isinstance(getattr(self, name), str):
                 raise UsageError(f"float16 conversion {name} is a collection of names, not one string")
@@ -197,14 +201,13 @@ class _Conversion:
         # bfloat16, so which ops have bfloat16 in their schema does not matter.
         self.schema_dtype = self.reduced_dtype if self.compute else ir.DataType.FLOAT16
         self.reduced: dict[ir.Node, _Reduced] = {}
-        # Float32 values that are computed (not constants) -> whether they are in a reduced-precision region.
-        # Constants are absent: they take whatever their readers need.
+        # Computed float32 values (graph inputs, node outputs) -> whether they are in a reduced-precision
+        # region. Constants are absent: they take whatever their readers need.
         self.in_reduced_region: dict[ir.Value, bool] = {}
         self.stored_reduced: set[ir.Value] = set()  # weights whose data becomes the reduced dtype
         self.precisions: dict[str, str] = {}
         self.converted_tensors = self.clipped_values = self.underflowed_values = self.casts_inserted = 0
         self._casts: dict[tuple[ir.Value, ir.DataType], ir.Value] = {}
-        self._inserted: set[ir.Node] = set()
         self._taken_names = _all_names(model)
 
     # -- deciding -------------------------------------------------------------------------------------
@@ -236,7 +239,9 @@ class _Conversion:
             if (
                 not value.is_graph_output()
                 and any(self._reads_reduced(use.node, use.idx) for use in readers)
-                and all(self._reads_reduced(use.node, use.idx) or _reads_any_float(use.node) for use in readers)
+                and all(
+                    self._reads_reduced(use.node, use.idx) or _reads_any_float(use.node) for use in readers
+                )
                 and (self.compute or _element_count(value) >= _MIN_STORAGE_ELEMENTS)
             ):
                 self.stored_reduced.add(value)
@@ -252,7 +257,7 @@ class _Conversion:
             return "reads or writes a sequence or optional"
         if _subgraphs(node):
             return f"control flow: the {node.op_type} bodies stay float32"
-        if is_excluded(node, self.config.exclude_nodes):
+        if self._excluded(node):
             return "excluded"
         if node.domain == "" and node.op_type in self.config.keep_float32_op_types:
             return "numerically sensitive"
@@ -271,6 +276,13 @@ class _Conversion:
             return "follows a float32 input"
         return _Reduced(inputs, outputs)
 
+    def _excluded(self, node: ir.Node) -> bool:
+        patterns = self.config.exclude_nodes
+        if is_excluded(node, patterns):
+            return True
+        # An unnamed node goes by its output's name, as in `precisions`.
+        return not node.name and any(fnmatch.fnmatchcase(_label(node), pattern) for pattern in patterns)
+
     def _reads_reduced(self, node: ir.Node, index: int) -> bool:
         plan = self.reduced.get(node)
         return plan is not None and index in plan.inputs
@@ -281,16 +293,20 @@ class _Conversion:
             value for value in self.graph.initializers.values()
             if _is_float32(value) and not value.is_graph_input() and value.const_value is not None
         ]
-        weights += [node.outputs[0] for node in self.graph if _is_constant_node(node) and _is_float32(node.outputs[0])]
+        weights += [
+            node.outputs[0] for node in self.graph
+            if _is_constant_node(node) and _is_float32(node.outputs[0])
+        ]
         return weights
 
     def _describe_storage(self) -> None:
         """In storage mode nothing computes in bfloat16: say which nodes read bfloat16 weights instead."""
         with_weights = {use.node for value in self.stored_reduced for use in value.uses()}
         for node in self.reduced:
-            self.precisions[_label(node)] = (
-                "bfloat16 weights, float32 compute" if node in with_weights else "float32 (bfloat16 is storage only)"
-            )
+            if node in with_weights:
+                self.precisions[_label(node)] = "bfloat16 weights, float32 compute"
+            else:
+                self.precisions[_label(node)] = "float32 (bfloat16 is storage only)"
 
     # -- changing the graph ---------------------------------------------------------------------------
 
@@ -398,11 +414,8 @@ class _Conversion:
             return self._casts[key]
         source = value
         producer = value.producer()
-        if producer is not None and _is_cast(producer) and producer not in self._inserted and producer.inputs[0]:
+        if producer is not None and _is_cast(producer) and producer.inputs[0] is not None:
             source = producer.inputs[0]  # cast the original: no Cast reads a Cast
-            if source.dtype == dtype:
-                self._casts[key] = source
-                return source
         name = self._unique_name(f"{value.name}_{_SUFFIXES[dtype]}")
         cast = ir.node("Cast", [source], {"to": dtype}, name=name)
         cast.outputs[0].name = name
@@ -414,7 +427,6 @@ class _Conversion:
             self.graph.insert_before(self.graph.node(0), cast)
         else:
             self.graph.append(cast)
-        self._inserted.add(cast)
         self.casts_inserted += 1
         self._casts[key] = cast.outputs[0]
         return cast.outputs[0]
@@ -468,7 +480,9 @@ def _reducible_params(
         found.name for found in float_inputs.values()
         if found is not None and {ir.TensorType(FLOAT32), ir.TensorType(dtype)} <= found.allowed_types
     }
-    inputs = frozenset(index for index, found in float_inputs.items() if found is not None and found.name in reducible)
+    inputs = frozenset(
+        index for index, found in float_inputs.items() if found is not None and found.name in reducible
+    )
     outputs = frozenset(
         index for index, value in enumerate(node.outputs)
         if _is_float32(value)

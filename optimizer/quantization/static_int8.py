@@ -108,6 +108,7 @@ def plan_static_int8(model: ir.Model, scheme: Int8Scheme = ORT_X86, exclude: Seq
                 _is_float(v) and constant_array(v) is None for v in node.inputs):
             continue
         chosen.add(node)
+    _drop_output_tail(graph, chosen, float_reasons)
     for node in all_nodes(model):
         if node.graph is not graph and node.op_type in COMPUTE_OPS:
             float_reasons[_label(node)] = "inside a control-flow subgraph"
@@ -117,6 +118,31 @@ def plan_static_int8(model: ir.Model, scheme: Int8Scheme = ORT_X86, exclude: Seq
     groups = _shared_groups(chosen, set(activations), share_concat_scales) if scheme.placement == "fused" else []
     ordered = [node for node in graph if node in chosen]
     return StaticInt8Plan(ordered, activations, groups, float_reasons)
+
+
+def _drop_output_tail(graph: ir.Graph, chosen: set[ir.Node], float_reasons: dict[str, str]) -> None:
+    """Keep float what follows the last compute layers: post-processing (box decoding, score sigmoids) and the
+    final compute layers themselves. They cost little, and quantizing them puts the int8 step size straight
+    into the outputs (a uint8 box coordinate over a 320-pixel image moves by 1.25 pixels)."""
+    all_compute = {node for node in graph if node.op_type in COMPUTE_OPS}
+    for node in list(chosen):
+        if node in all_compute and node not in _feeding(graph, all_compute):
+            chosen.discard(node)
+            float_reasons[_label(node)] = "final layer before the outputs"
+    int8_compute = {node for node in chosen if node.op_type in COMPUTE_OPS}
+    feeding = _feeding(graph, int8_compute)
+    for node in list(chosen):
+        if node not in int8_compute and node not in feeding:
+            chosen.discard(node)
+
+
+def _feeding(graph: ir.Graph, targets: set[ir.Node]) -> set[ir.Node]:
+    """Nodes with one of `targets` somewhere downstream."""
+    feeding: set[ir.Node] = set()
+    for node in reversed(list(graph)):
+        if any(use.node in targets or use.node in feeding for value in node.outputs for use in value.uses()):
+            feeding.add(node)
+    return feeding
 
 
 def _neighbors(node: ir.Node) -> list[ir.Node]:

@@ -24,7 +24,8 @@ g (float[1, 3, 16, 16] x) => (float[1, 10] logits) {
     a2 = Mul (c2, s2)
     cat = Concat <axis = 1> (r1, a2)
     pool = MaxPool <kernel_shape = [2, 2], strides = [2, 2]> (cat)
-    gap = GlobalAveragePool (pool)
+    c3 = Conv (pool, w4)
+    gap = GlobalAveragePool (c3)
     flat = Flatten (gap)
     logits = Gemm <transB = 1> (flat, w3, b3)
 }
@@ -37,6 +38,7 @@ def _small_cnn(rng):
         w1=(rng.standard_normal((8, 3, 3, 3)) * 0.3).astype(np.float32), b1=rng.standard_normal(8).astype(np.float32),
         w2=(rng.standard_normal((8, 8, 3, 3)) * 0.2).astype(np.float32), b2=rng.standard_normal(8).astype(np.float32),
         w3=rng.standard_normal((10, 16)).astype(np.float32), b3=rng.standard_normal(10).astype(np.float32),
+        w4=(rng.standard_normal((16, 16, 1, 1)) * 0.3).astype(np.float32),
     )
     infer_shapes(model)
     return model
@@ -74,6 +76,7 @@ def test_plan_puts_no_qdq_between_conv_and_relu_and_shares_scales_through_moves(
     assert "c1" not in plan.activations  # folded into the Relu's range
     assert {"x", "r1", "c2", "s2", "a2", "cat", "pool"} <= set(plan.activations)
     assert "logits" not in plan.activations  # graph outputs stay float
+    assert "flat" not in plan.activations  # so does the tail after the last int8 layer
     assert any({"a2", "cat", "pool"} <= set(group) for group in plan.shared_groups)
     assert not any("r1" in group for group in plan.shared_groups)  # keeps zero point 0 for the Relu
 
@@ -84,9 +87,10 @@ def test_onnxruntime_fuses_every_int8_op_and_the_result_stays_close(tmp_path):
     samples = _samples(rng)
     expected = [run(model, sample)["logits"] for sample in samples]
     quantize = _quantize(model, samples)
-    assert quantize.precisions["c1"].startswith("int8") and quantize.precisions["logits"].startswith("int8")
+    assert quantize.precisions["c1"].startswith("int8") and quantize.precisions["c2"].startswith("int8")
+    assert quantize.precisions["logits"] == "float32 (final layer before the outputs)"
     fused = _ort_optimized_ops(model, tmp_path)
-    assert fused.count("QLinearConv") == 2
+    assert fused.count("QLinearConv") == 3
     assert {"QLinearSigmoid", "QLinearMul", "QLinearConcat"} <= set(fused)
     assert "Conv" not in fused and "Sigmoid" not in fused
     # Only the graph input is quantized outside a fused kernel.
@@ -111,7 +115,7 @@ def test_tensorrt_scheme_quantizes_only_compute_inputs_symmetrically():
     model = _small_cnn(rng)
     _quantize(model, _samples(rng), scheme=TENSORRT)
     quantizers = [node for node in model.graph if node.op_type == "QuantizeLinear"]
-    assert sorted(node.inputs[0].name for node in quantizers) == ["flat", "r1", "x"]
+    assert sorted(node.inputs[0].name for node in quantizers) == ["pool", "r1", "x"]
     for node in quantizers:
         zero_point = node.inputs[2].const_value.numpy()
         assert zero_point.dtype == np.int8 and zero_point == 0
@@ -121,10 +125,9 @@ def test_tensorrt_scheme_quantizes_only_compute_inputs_symmetrically():
 def test_excluded_op_type_stays_float_with_the_reason():
     rng = np.random.default_rng(4)
     model = _small_cnn(rng)
-    quantize = _quantize(model, _samples(rng), exclude=("Gemm",))
-    assert quantize.precisions["logits"] == "float32 (excluded)"
-    gemm = next(node for node in model.graph if node.op_type == "Gemm")
-    assert gemm.inputs[1].name == "w3"
+    quantize = _quantize(model, _samples(rng), exclude=("Conv",))
+    assert quantize.precisions["c1"] == "float32 (excluded)" and quantize.precisions["c3"] == "float32 (excluded)"
+    assert [node.inputs[1].name for node in model.graph if node.op_type == "Conv"] == ["w1", "w2", "w4"]
 
 
 @pytest.mark.parametrize(("lo", "hi", "dtype", "symmetric"), [

@@ -22,7 +22,6 @@ import os
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
@@ -138,8 +137,14 @@ def _parse_choice(choices: Sequence[str]) -> Callable[[str], str]:
     return parse
 
 
+def _parse_number(value: str) -> float:
+    """A number, or a fraction like 1/255 or 1/127.5."""
+    numerator, slash, denominator = value.partition("/")
+    return float(numerator) / float(denominator) if slash else float(value)
+
+
 def _parse_numbers(value: str) -> tuple[float, ...]:
-    numbers = tuple(float(Fraction(v)) for v in value.split("/"))
+    numbers = tuple(float(v) for v in value.split("/"))
     if len(numbers) not in (1, 3):
         raise ValueError(value)
     return numbers
@@ -148,7 +153,7 @@ def _parse_numbers(value: str) -> tuple[float, ...]:
 _PARSERS: dict[str, Callable[[str], object]] = {
     "size": _parse_size,
     "resize": _parse_choice(RESIZE_MODES),
-    "scale": lambda value: float(Fraction(value)),
+    "scale": _parse_number,
     "mean": _parse_numbers,
     "std": _parse_numbers,
     "order": _parse_choice(CHANNEL_ORDERS),
@@ -217,15 +222,15 @@ def calibration_data(
 ) -> CalibrationData:
     """Calibration samples for a model with inputs `specs`, from `source` (see the module docstring).
 
-    `limit` keeps the first samples only; `shapes` (input name -> shape, as with --shape) sizes generated
-    inputs and, when `preprocessing` has no size, the images.
+    `preprocessing` applies to images and is ignored for other sources (one set of options may serve both
+    calibration images and an .npz of evaluation inputs). `limit` keeps the first samples only; `shapes`
+    (input name -> shape, as with --shape) sizes generated inputs and, when `preprocessing` has no size, the
+    images.
     """
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise UsageError(f"the calibration sample limit must be a positive integer, not {limit!r}")
     shapes = shapes or {}
     is_path = isinstance(source, (str, os.PathLike))
-    if preprocessing is not None and not (is_path and _is_image_source(Path(source))):
-        raise UsageError("image preprocessing was given but the calibration data is not a folder of images")
     if isinstance(source, CalibrationData):
         return source if limit is None else _limited(source, limit)
     if source is None:
@@ -247,6 +252,10 @@ def calibration_data(
                      f"iterable of dicts, not {type(source).__name__}")
 
 
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def _limited(data: CalibrationData, limit: int) -> CalibrationData:
     return CalibrationData(
         lambda: itertools.islice(iter(data), limit), min(len(data), limit), data._specs,
@@ -264,7 +273,7 @@ def _generated(specs: Sequence[InputSpec], shapes: Mapping[str, Sequence[int]], 
     logger.warning(GENERATED_WARNING)
     return CalibrationData(
         lambda: (generate_inputs(specs, shapes, seed=seed) for seed in range(count)), count, specs,
-        description=f"{count} samples of random inputs", source="generated calibration data",
+        description=f"{_plural(count, 'sample')} of random inputs", source="generated calibration data",
         generated=True, warning=GENERATED_WARNING,
     )
 
@@ -293,7 +302,7 @@ def _iterable(source: Iterable, specs: Sequence[InputSpec], limit: int | None) -
     if not isinstance(first, Mapping):
         raise UsageError(f"{label}: sample 0 is a {type(first).__name__}, not a dict of arrays by input name")
     check_feeds(first, specs, source=f"{label} (sample 0)")
-    what = f"{length} samples" if length is not None else "samples"
+    what = _plural(length, "sample") if length is not None else "samples"
     kind = "in memory" if isinstance(source, (list, tuple)) or iter(source) is source else \
         f"from a {type(source).__name__}"
     return CalibrationData(reader, length, specs, description=f"{what} given {kind}", source=label)
@@ -334,7 +343,7 @@ def _npz(path: Path, specs: Sequence[InputSpec], limit: int | None) -> Calibrati
         for index in range(count):
             yield {name: arrays[name][index] if name in stacks else arrays[name] for name in names}
 
-    what = f"{count} samples" if count == available else f"first {count} of {available} samples"
+    what = _plural(count, "sample") if count == available else f"first {count} of {available} samples"
     return CalibrationData(samples, count, specs, description=f"{what} from {path}", source=str(path))
 
 
@@ -418,7 +427,7 @@ def _images(
                                         for f in batch_files])}
 
     images = min(len(files), count * batch)
-    what = f"{images} images" if images == len(files) else f"first {images} of {len(files)} images"
+    what = _plural(images, "image") if images == len(files) else f"first {images} of {len(files)} images"
     if batch > 1:
         what += f" in {count} batches of {batch}"
     where = f"{path}/" if path.is_dir() else str(path)

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from optimizer.quantization.calibration.statistics import (
-    _entropy_divergences,
     RANGE_METHODS,
     TensorStatistics,
+    _entropy_divergences,
     quantization_params,
 )
 
@@ -107,6 +107,20 @@ def test_methods_on_known_distributions():
     for method in RANGE_METHODS:
         low, high = relu.range(method, symmetric=False)
         assert 0.0 <= low < 0.01 and 2.0 < high <= relu.max, method
+
+
+def _fake_quantization_error(values: np.ndarray, low: float, high: float) -> float:
+    scale, zero_point = quantization_params(low, high, "int8", symmetric=True)
+    quantized = np.clip(np.round(values / scale) + int(zero_point), -128, 127)
+    return float(np.mean(((quantized - int(zero_point)) * scale - values) ** 2))
+
+
+def test_mse_range_has_the_least_real_quantization_error():
+    values = _gaussian_with_outliers(np.random.default_rng(8))
+    statistics = _statistics(values)
+    errors = {m: _fake_quantization_error(values, *statistics.range(m, symmetric=True)) for m in RANGE_METHODS}
+    assert errors["mse"] <= min(errors.values()) * 1.02, errors
+    assert errors["mse"] < errors["minmax"] / 2, errors
 
 
 def test_fewer_bits_clip_more():
