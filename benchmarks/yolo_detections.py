@@ -47,10 +47,19 @@ def iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
     return intersection / np.maximum(area + areas - intersection, 1e-9)
 
 
-def unmatched(reference: list[Detection], candidate: list[Detection], min_iou: float = 0.9) -> list[Detection]:
-    """Reference detections with no candidate detection of the same class at IoU >= min_iou."""
+# A detection whose score sits within this of the threshold may fall either side of it after any change of
+# arithmetic: it is matched against the other model's detections down to threshold - margin.
+BORDERLINE_MARGIN = 0.1
+
+
+def unmatched(reference: list[Detection], candidate: list[Detection], min_iou: float = 0.9,
+              score_threshold: float = SCORE_THRESHOLD) -> list[Detection]:
+    """Reference detections (score >= threshold) with no candidate detection of the same class at
+    IoU >= min_iou; candidates are taken down to threshold - BORDERLINE_MARGIN (decode them that low)."""
     missing = []
     for detection in reference:
+        if detection.score < score_threshold:
+            continue
         same_class = [c.box for c in candidate if c.label == detection.label]
         if not same_class or iou(np.array(detection.box), np.array(same_class)).max() < min_iou:
             missing.append(detection)

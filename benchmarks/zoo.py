@@ -253,9 +253,29 @@ def yolov8n_inputs(size: int = 320, photo: str | Path = "astronaut.png") -> dict
     return {"images": _letterbox(Path(photo), size)[np.newaxis]}
 
 
-def yolov8n_calibration(size: int = 320) -> list[dict[str, np.ndarray]]:
-    """One yolov8n input per sample photo, for static quantization."""
-    return [yolov8n_inputs(size, photo) for photo in sample_photos()]
+def yolov8n_calibration(size: int = 320, samples: int | None = None) -> list[dict[str, np.ndarray]]:
+    """yolov8n inputs from the sample photos, for static quantization: one per photo, or `samples` of them made
+    by cropping, mirroring and re-exposing the photos (deterministically) when more are wanted."""
+    photos = [yolov8n_inputs(size, photo)["images"][0] for photo in sample_photos()]
+    if samples is None:
+        return [{"images": photo[np.newaxis]} for photo in photos]
+    rng = np.random.default_rng(0)
+    variants = []
+    for index in range(samples):
+        image = photos[index % len(photos)]
+        if index >= len(photos):
+            crop = rng.uniform(0.6, 1.0)
+            height = width = max(16, int(size * crop))
+            top, left = rng.integers(0, size - height + 1), rng.integers(0, size - width + 1)
+            window = image[:, top:top + height, left:left + width]
+            rows = np.linspace(0, height - 1, size).astype(int)
+            columns = np.linspace(0, width - 1, size).astype(int)
+            image = window[:, rows][:, :, columns]
+            if rng.random() < 0.5:
+                image = image[:, :, ::-1]
+            image = np.clip(image * rng.uniform(0.7, 1.3), 0.0, 1.0)
+        variants.append({"images": np.ascontiguousarray(image[np.newaxis], dtype=np.float32)})
+    return variants
 
 
 def minilm_inputs(

@@ -125,8 +125,8 @@ def _quantization_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--preprocess", metavar="SPEC",
                        help="for a folder of images, e.g. size=320x320,resize=letterbox,order=rgb,layout=nchw,"
                        "mean=0/0/0,std=1/1/1")
-    group.add_argument("--calibration-method", choices=RANGE_METHODS, default="minmax",
-                       help="how activation ranges are chosen (default minmax)")
+    group.add_argument("--calibration-method", choices=RANGE_METHODS, default="percentile",
+                       help="how activation ranges are chosen (default percentile, 99.99)")
     group.add_argument("--calibration-samples", type=_positive_int, default=DEFAULT_CALIBRATION_SAMPLES,
                        metavar="N", help=f"use at most N samples (default {DEFAULT_CALIBRATION_SAMPLES})")
     group.add_argument("--percentile", type=float, default=99.99, help="for --calibration-method percentile")

@@ -31,6 +31,7 @@ from optimizer.quantization.options import QuantizationOptions
 from optimizer.quantization.quantize import (
     QuantizationReport,
     calibrate_static_int8,
+    preprocessing,
     quantize_model,
 )
 
@@ -51,15 +52,19 @@ def search_accuracy_budget(
     float_proto = to_proto(model)
     float_bytes = model_to_bytes(model)
     eval_feeds = _eval_feeds(options, model)
+    labels = _first_labels(options.labels, len(eval_feeds))
     reference_outputs = _run(float_bytes, eval_feeds, threads)
 
     def score(outputs: list[dict[str, np.ndarray]]) -> float:
         if options.metric is not None:
-            return float(options.metric(outputs, options.labels))
+            return float(options.metric(outputs, labels))
         return _mean_worst_cosine(outputs, reference_outputs)
 
     baseline = score(reference_outputs)
     scratch = QuantizationReport(precision=options.precision)
+    if options.metric is not None and labels is not options.labels:
+        scratch.warnings.append(f"accuracy budget: scored on the first {len(eval_feeds)} of "
+                                f"{len(options.labels)} labeled samples")
     ranges = None
     if options.precision == "int8":
         ranges = calibrate_static_int8(from_proto(float_proto), options, runtime, threads, scratch)
@@ -145,6 +150,14 @@ def _eval_feeds(options: QuantizationOptions, model: ir.Model) -> list[dict[str,
     if not feeds:
         raise UsageError("the accuracy budget needs at least one evaluation sample")
     return feeds
+
+
+def _first_labels(labels, count: int):
+    """The labels of the first `count` samples: evaluation stops at MAX_EVAL_SAMPLES, so the labels must too."""
+    try:
+        return labels[:count] if len(labels) > count else labels
+    except TypeError:  # no length or no slicing: the metric gets them as given
+        return labels
 
 
 def _take(data: Iterable, count: int) -> Iterable:

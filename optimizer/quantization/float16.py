@@ -20,15 +20,19 @@ over many values and functions with a large dynamic range. The rule that decides
   coordinates stay float32, and outputs typed by an attribute (Cast's `to`, ConstantOfShape's `value`) keep
   their type. Ops without an ONNX schema (custom domains, model functions), nodes whose element types are
   unknown after shape inference, and sequence-typed values stay float32.
-- Control flow stays float32 on purpose: an If/Loop/Scan node and everything in its bodies are left as
-  they are, and an outer value read inside a body is cast back to float32 once, before the node.
+- Control flow stays float32 on purpose: an If/Loop/Scan node and everything in its bodies, weights
+  included, are left as they are, and an outer value read inside a body is cast back to float32 once,
+  before the node. (A model that does all its work inside an If, like Silero VAD, is left unchanged.)
+
+Element types come from the model, or from ONNX shape inference when some are missing.
 
 Casts are placed once: one Cast per (tensor, dtype), right after the tensor's producer (at the top of the
-graph for inputs and weights) and shared by every reader. A tensor produced by a Cast is cast from that Cast's
-input instead, and a Cast node reads a float16 tensor as it is (widening is exact), so no Cast ever feeds a
-Cast. Integer and boolean tensors are never cast. With `keep_io_types` the graph's inputs and outputs stay
-float32 (Casts after the inputs and before the outputs, the output names unchanged); without it they become
-float16.
+graph for inputs and weights) and shared by every reader. No Cast ever feeds a Cast: a Cast node reads a
+float16 tensor as it is (widening is exact), Shape and Size read either type, and a tensor the model itself
+made with a Cast to float32 is cast from that Cast's input, or, when every reader wants float16, the model's
+Cast is re-aimed at float16. Apart from those Casts the model already had, integer and boolean tensors are
+never cast. With `keep_io_types` the graph's inputs and outputs stay float32 (Casts after the inputs and
+before the outputs, the output names unchanged); without it they become float16.
 
 Weights (initializers and Constant nodes) are converted when every reader runs in float16; a weight that a
 float32 node also reads stays float32 and gets one Cast down. Finite values beyond the format's range are
@@ -41,13 +45,14 @@ bounded whatever the model's size.
 What runs on ONNX Runtime's CPU EP (1.32, measured):
 
 - float16: every op runs; ORT wraps the ops it has no float16 CPU kernel for in Casts to float32 itself. On a
-  CPU float16 is mostly a size win; the speed is for GPUs and NPUs.
+  CPU that makes float16 a size win that runs somewhat slower than float32; the speed is for GPUs and NPUs.
 - bfloat16: ORT's CPU EP has no bfloat16 arithmetic at all (MatMul, Gemm, Add, Mul, Relu, Softmax, Erf,
-  Reduce*, Conv... fail with NOT_IMPLEMENTED); only Cast, Clip and data movement run. So `dtype="bfloat16"`
-  is a storage format: weights whose readers would run in reduced precision (and hold at least
-  256 values) are stored as bfloat16, each followed by one Cast to float32, and compute stays float32 -
-  `Float16Config.compute_dtype` says "float32", `storage_dtype` "bfloat16". The file halves and it runs
-  everywhere; a runtime that computes in bfloat16 can fold those Casts into its weights.
+  Reduce*... fail with NOT_IMPLEMENTED, and Conv has no bfloat16 in its schema); only Cast, Clip and data
+  movement run. So `dtype="bfloat16"` is a storage format: the weights that float16 conversion would
+  convert (those holding at least 256 values) are stored as bfloat16, each followed by one Cast to float32,
+  and compute stays float32 - `Float16Config.compute_dtype` says "float32", `storage_dtype` "bfloat16". The
+  file halves and it runs everywhere; a runtime that computes in bfloat16 can fold those Casts into its
+  weights.
 
 Each node's precision, or why it stayed float32, is kept in `ConvertToFloat16.precisions` for the per-layer
 report.
@@ -88,7 +93,7 @@ DEFAULT_KEEP_FLOAT32_OP_TYPES = frozenset({
     "LSTM", "GRU", "RNN", "DFT", "STFT",
 })
 HEAVY_OP_TYPES = frozenset({"MatMul", "Gemm", "Conv", "ConvTranspose", "Attention"})
-"""Ops that run in reduced precision even when their input comes from float32: a Cast goes down before them."""
+"""Ops that run in reduced precision even when their input is float32: a Cast goes down before them."""
 
 # Ops that read only the shape of their float input: they take either dtype and have no precision.
 _SHAPE_READERS = frozenset({"Shape", "Size"})
@@ -182,7 +187,7 @@ class ConvertToFloat16(OptimizerPass):
 
 @dataclass(frozen=True)
 class _Reduced:
-    """A node that runs in reduced precision: which of its inputs it reads, and outputs it writes, that way."""
+    """A node that runs in reduced precision: the inputs it reads and the outputs it writes that way."""
 
     inputs: frozenset[int]
     outputs: frozenset[int]
@@ -288,7 +293,7 @@ class _Conversion:
         return plan is not None and index in plan.inputs
 
     def _weights(self) -> list[ir.Value]:
-        """Float32 constants of the main graph: initializers that are not inputs, and Constant node outputs."""
+        """Float32 constants of the main graph: initializers that are not inputs, Constant node outputs."""
         weights = [
             value for value in self.graph.initializers.values()
             if _is_float32(value) and not value.is_graph_input() and value.const_value is not None

@@ -27,7 +27,9 @@ class QuantizationOptions:
     """An .npz path, a folder of images, an iterable of input dicts, one dict, or None (generated, warned)."""
     preprocessing: Any = None
     """An ImagePreprocessing (or its text form) for a folder of images."""
-    calibration_method: str = "minmax"
+    calibration_method: str = "percentile"
+    """percentile (99.99) by default: on yolov8n it keeps the output cosine at 0.99982 where minmax gives 0.99922
+    and turns a borderline detection into a false one."""
     percentile: float = 99.99
     calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES
     exclude: tuple[str, ...] = ()

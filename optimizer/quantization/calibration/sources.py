@@ -282,20 +282,21 @@ def _generated(specs: Sequence[InputSpec], shapes: Mapping[str, Sequence[int]], 
 
 def _iterable(source: Iterable, specs: Sequence[InputSpec], limit: int | None) -> CalibrationData:
     label = "calibration data"
-    if iter(source) is source:
+    one_shot = iter(source) is source
+    if one_shot:
         # A generator can be read once only, and the samples are wanted again (statistics, then checks):
         # keep them. Pass a list or any object whose __iter__ starts over to stream them instead.
-        samples = list(itertools.islice(source, limit))
-        length: int | None = len(samples)
-        reader: Callable[[], Iterator] = lambda: iter(samples)  # noqa: E731
-    else:
-        try:
-            length = len(source)  # type: ignore[arg-type]
-        except TypeError:
-            length = None
-        if length is not None and limit is not None:
-            length = min(length, limit)
-        reader = lambda: itertools.islice(iter(source), limit)  # noqa: E731
+        source = list(itertools.islice(source, limit))
+    try:
+        length: int | None = len(source)  # type: ignore[arg-type]
+    except TypeError:
+        length = None
+    if length is not None and limit is not None:
+        length = min(length, limit)
+
+    def reader() -> Iterator:
+        return itertools.islice(iter(source), limit)
+
     first = next(reader(), None)
     if first is None:
         raise UsageError(f"{label} is empty")
@@ -303,16 +304,13 @@ def _iterable(source: Iterable, specs: Sequence[InputSpec], limit: int | None) -
         raise UsageError(f"{label}: sample 0 is a {type(first).__name__}, not a dict of arrays by input name")
     check_feeds(first, specs, source=f"{label} (sample 0)")
     what = _plural(length, "sample") if length is not None else "samples"
-    kind = "in memory" if isinstance(source, (list, tuple)) or iter(source) is source else \
-        f"from a {type(source).__name__}"
+    kind = "in memory" if one_shot or isinstance(source, (list, tuple)) else f"from a {type(source).__name__}"
     return CalibrationData(reader, length, specs, description=f"{what} given {kind}", source=label)
 
 
 # --- .npz files --------------------------------------------------------------------------------------------
 
 def _npz(path: Path, specs: Sequence[InputSpec], limit: int | None) -> CalibrationData:
-    if path.is_dir():
-        raise UsageError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
     headers = _npz_headers(path)
     missing = [spec.name for spec in specs if spec.name not in headers]
     if missing:
@@ -390,9 +388,9 @@ def _image_files(path: Path) -> list[Path]:
         key=lambda p: p.name,
     )
     if not files:
-        npz = " or .npz" if any(path.glob("*.npz")) else ""
-        raise UsageError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder{npz}; "
-                         "give an .npz file itself, or a folder of images")
+        hint = "; give one .npz file (samples stacked along a first axis) instead of their folder" \
+            if any(path.glob("*.npz")) else ""
+        raise UsageError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder{hint}")
     return files
 
 
@@ -413,7 +411,8 @@ def _images(
     files = _image_files(path)
     for file in files:
         _check_image_header(file)
-    batch = spec.shape[0] if spec.shape and isinstance(spec.shape[0], int) and spec.shape[0] > 0 else 1
+    batch_dim = shapes[spec.name][0] if spec.name in shapes else (spec.shape or (None,))[0]
+    batch = int(batch_dim) if isinstance(batch_dim, (int, np.integer)) and batch_dim > 0 else 1
     available = math.ceil(len(files) / batch)
     count = min(available, limit or available)
     _pil()  # fails now, naming the extra, if Pillow is missing

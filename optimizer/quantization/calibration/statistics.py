@@ -6,8 +6,8 @@ edges at multiples of it, bin k covering [k*w, (k+1)*w); the bins span min(data,
 `bins` of them. Zero is always an edge, because every quantization range includes zero: folding the histogram
 around it gives the histogram of |x| exactly, for the symmetric ranges. When new data falls outside, the width
 doubles as many times as needed and each run of 2**k old bins merges into one new bin, exactly, since the old
-edges are a superset of the new: nothing is re-read, and the histogram always has between bins/2 and bins
-bins over its span.
+edges are a superset of the new: nothing is re-read, and the histogram keeps about bins/2 to bins bins over
+its span. Exact zeros are also counted: they quantize without error, so entropy and mse leave them out.
 
 The ranges (`TensorStatistics.range`):
   minmax      the extremes seen: no clipping, the whole range is kept for an outlier;
@@ -172,7 +172,7 @@ class TensorStatistics:
     def _cover(self, low: float, high: float) -> None:
         """Make the histogram span [low, high] (low <= 0 <= high), widening the bins as needed."""
         if self._width is None:
-            # The first non-zero data: widest bins that still give each value its own bin among `bins`.
+            # The first non-zero data: the narrowest power-of-two width that spans it in `bins` bins.
             exponent = math.ceil(math.log2((high - low) / (self.bins - 2)))
             self._width = math.ldexp(1.0, exponent)
         first = min(self._first, math.floor(low / self._width))

@@ -156,3 +156,26 @@ def test_yolov8n_statistics_for_every_float_tensor_over_photos(tmp_path):
         for stats in statistics.values():
             low, high = stats.range(method, symmetric=False)
             assert stats.min <= low <= high <= stats.max
+
+
+def test_a_model_with_external_weights(tmp_path):
+    from optimizer.ir import has_external_data, save_model
+
+    model = model_from_text(
+        """
+        <ir_version: 9, opset_import: ["" : 17]>
+        g (float[N, 256] x) => (float[N, 256] y) {
+            h = Mul (x, weight)
+            y = Relu (h)
+        }
+        """,
+        weight=np.linspace(-1, 1, 256, dtype=np.float32),
+    )
+    save_model(model, tmp_path / "external.onnx", external_data=True)
+    model = load_model(tmp_path / "external.onnx")
+    assert has_external_data(model)
+    x = np.ones((2, 256), np.float32)
+    statistics = collect_statistics(model, ["h", "y"], [{"x": x}])
+    assert (statistics["h"].min, statistics["h"].max) == (-1.0, 1.0)
+    assert (statistics["y"].min, statistics["y"].max) == (0.0, 1.0)
+    assert has_external_data(model)  # still reads its weights from the file

@@ -171,8 +171,8 @@ def test_image_size_comes_from_the_model_or_the_options(tmp_path):
         calibration_data(folder, dynamic)
     sized = calibration_data(folder, dynamic, preprocessing=ImagePreprocessing.parse("size=24x40"))
     assert next(iter(sized))["images"].shape == (1, 3, 24, 40)
-    from_shapes = calibration_data(folder, dynamic, shapes={"images": (1, 3, 8, 8)})
-    assert next(iter(from_shapes))["images"].shape == (1, 3, 8, 8)
+    from_shapes = calibration_data(folder, dynamic, shapes={"images": (2, 3, 8, 8)})
+    assert next(iter(from_shapes))["images"].shape == (2, 3, 8, 8)
     with pytest.raises(UsageError, match="image size 64x64 does not fit input 'images', which takes 32x32"):
         calibration_data(folder, _image_spec(), preprocessing=ImagePreprocessing(size=(64, 64)))
 
@@ -182,6 +182,9 @@ def test_image_folder_errors_name_the_file(tmp_path):
     empty.mkdir()
     (empty / "notes.txt").write_text("hello")
     with pytest.raises(UsageError, match="empty: no images"):
+        calibration_data(empty, _image_spec())
+    np.savez(empty / "inputs.npz", images=np.zeros((1, 3, 32, 32), np.float32))
+    with pytest.raises(UsageError, match="give one .npz file"):
         calibration_data(empty, _image_spec())
     folder = _folder(tmp_path, count=1)
     (folder / "broken.jpg").write_text("not a jpeg")

@@ -1,3 +1,4 @@
+import itertools
 import time
 
 import numpy as np
@@ -213,7 +214,7 @@ def _reference_divergence(counts: np.ndarray, start: int, stop: int, levels: int
     p[-1] += histogram[stop:].sum()
     q = np.zeros_like(inside)
     edges = [(j * len(inside)) // levels for j in range(levels + 1)]
-    for low, high in zip(edges, edges[1:]):
+    for low, high in itertools.pairwise(edges):
         chunk = inside[low:high]
         if (chunk > 0).any():
             q[low:high][chunk > 0] = chunk.sum() / (chunk > 0).sum()
