@@ -154,7 +154,7 @@ def optimize(
                 staged_files = hir.save_model(working, staged_model)
                 verification, latency_original, latency_optimized = _verify_and_time(
                     original_path, staged_model, feeds, feeds_source, verify_outputs, benchmark,
-                    FidelityThresholds(min_cosine=min_cosine), threads,
+                    FidelityThresholds(min_cosine=min_cosine), threads, _fidelity_advice(options),
                 )
                 report = Report(
                     source=source,
@@ -204,6 +204,15 @@ def _quantize(model: ir.Model, options: QuantizationOptions, profile: TargetProf
     return quantize_model(model, options, runtime=profile.runtime, threads=threads)
 
 
+def _fidelity_advice(options: QuantizationOptions) -> str:
+    if not options.quantized:
+        return ""
+    advice = "; keep the sensitive layers float with --max-accuracy-drop, or --exclude them"
+    if options.precision == "int8":
+        advice += ", or try --precision int8-dynamic (transformers)"
+    return advice + ", or accept it with --min-cosine"
+
+
 def _check_options(min_cosine: float, threads: int | None) -> None:
     if not isinstance(min_cosine, (int, float)) or not 0.0 < min_cosine <= 1.0:
         raise UsageError(f"min_cosine must be a number in (0, 1], not {min_cosine!r}")
@@ -213,7 +222,7 @@ def _check_options(min_cosine: float, threads: int | None) -> None:
 
 def _verify_and_time(
     original: Path, optimized: Path, feeds: Feeds, feeds_source: str, verify_outputs: bool, benchmark: bool,
-    thresholds: FidelityThresholds, threads: int | None,
+    thresholds: FidelityThresholds, threads: int | None, advice: str = "",
 ) -> tuple[Verification | None, LatencyStats | None, LatencyStats | None]:
     verification = latency_original = latency_optimized = None
     try:
@@ -221,7 +230,7 @@ def _verify_and_time(
             verification = verify(original, optimized, feeds, inputs_source=feeds_source,
                                   thresholds=thresholds, threads=threads)
             if not verification.passed:
-                raise VerificationError(verification.failure_message())
+                raise VerificationError(verification.failure_message() + advice)
         if benchmark:
             latency_original, latency_optimized = compare_latency(
                 create_session(original, threads=threads, label=ORIGINAL),

@@ -13,7 +13,9 @@ RANGE_METHODS = ("minmax", "percentile", "entropy", "mse")
 # The lowest output cosine that passes verification when the user sets none: each precision's own noise floor
 # on the zoo models, with margin (fp32 rewrites must be exact; bf16 keeps 8 mantissa bits).
 DEFAULT_MIN_COSINE = {
-    "fp32": 0.9999, "fp16": 0.999, "bf16": 0.99, "int8": 0.99, "int8-dynamic": 0.99, "int4": 0.98,
+    "fp32": 0.9999, "fp16": 0.999, "bf16": 0.99, "int8": 0.99, "int8-dynamic": 0.99,
+    # 4-bit weights of a small model lose more: MiniLM (384 wide) keeps 0.96-0.97 at block 32.
+    "int4": 0.95,
 }
 DEFAULT_CALIBRATION_SAMPLES = 128
 

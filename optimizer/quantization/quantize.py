@@ -81,6 +81,14 @@ def quantize_model(
         quantize(model)
         report.scheme = f"onnxruntime MatMulNBits (4-bit blocks of {options.int4_block_size})"
         report.layers = dict(quantize.precisions)
+    # The float weights that quantized copies replaced are still registered as initializers.
+    from optimizer.passes import create_pass
+
+    create_pass("remove-unused")(model)
+    if report.quantized_layers == 0 and not any("no layer" in w for w in report.warnings):
+        report.warnings.append(f"no layer could be quantized to {precision}; the model keeps its float layers"
+                               + (" (see the layer table for why)" if report.layers else
+                                  " (it has none of the ops this precision applies to)"))
     report.seconds = time.perf_counter() - start
     return report
 
@@ -133,5 +141,3 @@ def _static_int8(model, options, runtime, threads, report, ranges) -> None:
                      f"{'symmetric' if scheme.symmetric_activations else 'asymmetric'} activations x int8 "
                      f"symmetric per-channel weights, QDQ on {scheme.placement}")
     report.layers = dict(quantize.precisions)
-    if not any(p.startswith("int8") for p in quantize.precisions.values()):
-        report.warnings.append("no layer could be quantized to int8; the model stays float")

@@ -276,6 +276,7 @@ class QuantizeStaticInt8(OptimizerPass):
             quantized_values[name] = self._insert_qdq(graph, values[name], scale, zero_point)
             scales[name] = scale
             self.params[name] = (float(scale), int(zero_point))
+        int8_compute: set[ir.Node] = set()
         for node in plan.nodes:
             if node.op_type in COMPUTE_OPS:
                 source = compute_inputs.get(node)
@@ -284,8 +285,11 @@ class QuantizeStaticInt8(OptimizerPass):
                     continue
                 self._quantize_weights(graph, node, scales[source])
                 self.precisions[_label(node)] = "int8 (per-channel weights)"
+                int8_compute.add(node)
             elif config.scheme.placement == "fused" and node.op_type in ("Add", "Mul"):
                 self._quantize_constant_operands(graph, node)
+        dequantized = {quantized_values[name]: values[name] for name in quantized_values}
+        _keep_float_layers_out_of_ort_weight_quantization(graph, int8_compute, dequantized)
         for name, reason in plan.float_reasons.items():
             self.precisions.setdefault(name, f"float32 ({reason})")
         return len(quantized_values)
@@ -362,6 +366,68 @@ class QuantizeStaticInt8(OptimizerPass):
         dequantize.outputs[0].shape = ir.Shape(quantized.shape)
         graph.insert_before(next(iter(graph)), dequantize)
         return dequantize.outputs[0]
+
+
+# The ops whose float weights ONNX Runtime quantizes itself (per tensor, its WeightBiasQuantization transformer,
+# at the basic optimization level) when they read a DequantizeLinear and lead, through Relu/Clip only, to a
+# QuantizeLinear; and the ops its QDQPropagationTransformer moves DequantizeLinear and QuantizeLinear across.
+ORT_WEIGHT_QUANTIZED_OPS = frozenset({"Conv", "ConvTranspose", "Gemm"})
+ORT_QDQ_PROPAGATING_OPS = frozenset({"MaxPool", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Slice"})
+
+
+def _keep_float_layers_out_of_ort_weight_quantization(
+    graph: ir.Graph, int8_compute: set[ir.Node], dequantized: Mapping[ir.Value, ir.Value]
+) -> None:
+    """Make a Conv/Gemm that stays float read float tensors, so that ONNX Runtime does not quantize it.
+
+    Between a DequantizeLinear and a QuantizeLinear, a float Conv/Gemm looks to ONNX Runtime like a QDQ unit
+    whose weights were left out: it quantizes them per tensor to fuse the node, so an excluded layer (or one
+    the accuracy budget keeps float) would run in int8 anyway, with coarser weights than ours. Its input, and
+    the ops before it that ONNX Runtime moves a DequantizeLinear across, read the float tensors instead.
+    `dequantized` maps each inserted DequantizeLinear output to the float tensor it replaced."""
+    for node in list(graph):
+        if (node.op_type not in ORT_WEIGHT_QUANTIZED_OPS or node in int8_compute or not _is_standard(node)
+                or not node.inputs or not _leads_to_quantize(node)):
+            continue
+        reader = node
+        while reader.inputs and reader.inputs[0] is not None:
+            value = reader.inputs[0]
+            if value in dequantized:
+                reader.replace_input_with(0, dequantized[value])
+                _remove_unused_qdq(graph, value)
+                value = dequantized[value]
+            producer = value.producer()
+            if producer is None or producer.op_type not in ORT_QDQ_PROPAGATING_OPS:
+                break
+            reader = producer
+
+
+def _leads_to_quantize(node: ir.Node) -> bool:
+    """Whether `node`'s output flows without branching through Relu/Clip, then ops ONNX Runtime moves a
+    QuantizeLinear back across, into a QuantizeLinear."""
+    current, passable = node, FOLDED_ACTIVATIONS
+    while len(current.outputs) == 1 and not current.outputs[0].is_graph_output():
+        uses = list(current.outputs[0].uses())
+        if len(uses) != 1:
+            return False
+        current = uses[0].node
+        if current.op_type == "QuantizeLinear":
+            return True
+        if current.op_type in ORT_QDQ_PROPAGATING_OPS:
+            passable = ORT_QDQ_PROPAGATING_OPS
+        elif current.op_type not in passable:
+            return False
+    return False
+
+
+def _remove_unused_qdq(graph: ir.Graph, dequantized: ir.Value) -> None:
+    if list(dequantized.uses()) or dequantized.is_graph_output():
+        return
+    dequantize = dequantized.producer()
+    quantize = dequantize.inputs[0].producer()
+    graph.remove(dequantize, safe=True)
+    if not list(quantize.outputs[0].uses()):
+        graph.remove(quantize, safe=True)
 
 
 def _merged_ranges(plan: StaticInt8Plan, ranges: Mapping[str, Range]) -> dict[str, Range]:

@@ -4,6 +4,7 @@ import numpy as np
 import onnx_ir as ir
 import pytest
 
+from optimizer.errors import UsageError
 from optimizer.ir import load_model, model_to_bytes, save_model, validate_model
 from optimizer.quantization.float16 import ConvertToFloat16, Float16Config
 from optimizer.testing import assert_equivalent, model_from_text, op_types, run
@@ -353,8 +354,6 @@ def test_external_weights_are_converted_lazily_when_saved(tmp_path):
 
 
 def test_config_rejects_an_unknown_dtype():
-    from optimizer.errors import UsageError
-
     with pytest.raises(UsageError, match="float16, bfloat16"):
         Float16Config(dtype="float8")
 
