@@ -36,9 +36,6 @@ class QuantizationOptions:
     calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES
     exclude: tuple[str, ...] = ()
     """Node names or op types (globs) that stay in float."""
-    bias_correction: bool = False
-    smoothquant_alpha: float | None = None
-    """SmoothQuant migration strength (0.5 is the paper's default) for dynamic INT8; None: off."""
     int4_block_size: int = 32
     keep_io_types: bool = True
     max_accuracy_drop: float | None = None
@@ -58,8 +55,6 @@ class QuantizationOptions:
             raise UsageError(f"percentile must be in (50, 100], not {self.percentile}")
         if self.calibration_samples < 1:
             raise UsageError(f"calibration samples must be at least 1, not {self.calibration_samples}")
-        if self.smoothquant_alpha is not None and not 0.0 <= self.smoothquant_alpha <= 1.0:
-            raise UsageError(f"SmoothQuant alpha must be in [0, 1], not {self.smoothquant_alpha}")
         if self.max_accuracy_drop is not None and self.max_accuracy_drop < 0:
             raise UsageError(f"max accuracy drop must be >= 0, not {self.max_accuracy_drop}")
         if self.metric is not None and not callable(self.metric):
