@@ -387,7 +387,7 @@ def _keep_float_layers_out_of_ort_weight_quantization(
     `dequantized` maps each inserted DequantizeLinear output to the float tensor it replaced."""
     for node in list(graph):
         if (node.op_type not in ORT_WEIGHT_QUANTIZED_OPS or node in int8_compute or not _is_standard(node)
-                or not node.inputs or not _leads_to_quantize(node)):
+                or len(node.inputs) < 2 or constant_array(node.inputs[1]) is None or not _leads_to_quantize(node)):
             continue
         reader = node
         while reader.inputs and reader.inputs[0] is not None:
