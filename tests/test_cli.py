@@ -85,3 +85,27 @@ def test_console_script_runs_as_a_module(demo_path, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == "" and done.stderr == ""
+
+
+def test_int8_without_calibration_warns_loudly_and_reports_layers(demo_path, tmp_path, capsys):
+    out = tmp_path / "int8"
+    code = main([str(demo_path), "-o", str(out), "--precision", "int8", "--no-benchmark", "--threads", "1"])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "warning: no calibration data given" in captured.err
+    assert "precision: int8" in captured.out and "int8" in captured.out
+    report = json.loads((out / "report.json").read_text())
+    assert report["quantization"]["precision"] == "int8"
+    assert any(p.startswith("int8") for p in report["quantization"]["layers"].values())
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--precision", "int3"], "invalid choice: 'int3'"),
+    (["--precision", "int8", "--metric", "top1"], "--metric needs --eval-data"),
+    (["--precision", "int8", "--calibration", "nowhere/"], "no such calibration file or folder"),
+])
+def test_bad_quantization_options_are_usage_errors(demo_path, tmp_path, capsys, argv, message):
+    code = main([str(demo_path), "-o", str(tmp_path / "bad"), "--no-benchmark", *argv])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
