@@ -14,12 +14,18 @@ import time
 
 import numpy as np
 import pytest
-
-import optimizer
 from optimizer.backends.onnxruntime import compare_latency, create_session
 from optimizer.benchmarks import zoo
-from optimizer.benchmarks.yolo_detections import BORDERLINE_MARGIN, SCORE_THRESHOLD, decode, unmatched
+from optimizer.benchmarks.yolo_detections import (
+    BORDERLINE_MARGIN,
+    SCORE_THRESHOLD,
+    decode,
+    unmatched,
+)
+
+import optimizer
 from optimizer.quantization.options import QuantizationOptions
+from optimizer.verify import cosine
 
 pytestmark = pytest.mark.zoo
 
@@ -42,11 +48,6 @@ def _median_ratio(first, second, feeds) -> tuple[float, float, float]:
     return a / b, a, b
 
 
-def _cosine(a, b) -> float:
-    a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
-
-
 @pytest.fixture(scope="module")
 def yolo_int8(tmp_path_factory):
     path = _fetch(zoo.yolov8n_path)
@@ -58,7 +59,12 @@ def yolo_int8(tmp_path_factory):
 
 
 def _ort_quantize_static(path, calibration, output):
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -85,7 +91,7 @@ def test_yolov8n_int8_against_onnxruntime_quantize_static(benchmark, yolo_int8, 
     for photo in zoo.PHOTO_NAMES:
         sample = zoo.yolov8n_inputs(320, photo)
         reference, quantized = fp32.run(sample)["output0"], ours.run(sample)["output0"]
-        cosines.append(_cosine(reference, quantized))
+        cosines.append(cosine(reference, quantized))
         low = SCORE_THRESHOLD - BORDERLINE_MARGIN
         missing += unmatched(decode(reference), decode(quantized, low))
         missing += unmatched(decode(quantized), decode(reference, low))
@@ -113,7 +119,7 @@ def test_minilm_dynamic_int8_against_fp32(benchmark, tmp_path):
     cosines = []
     for sentence in zoo.EVERYDAY_SENTENCES:
         sample = zoo.minilm_inputs(128, [sentence])
-        cosines.append(_cosine(fp32.run(sample)["sentence_embedding"], ours.run(sample)["sentence_embedding"]))
+        cosines.append(cosine(fp32.run(sample)["sentence_embedding"], ours.run(sample)["sentence_embedding"]))
     benchmark.extra_info.update({"fp32_ms": fp32_ms, "int8_ms": ours_ms, "speedup": ratio,
                                  "mean_cosine": float(np.mean(cosines)), "worst_cosine": min(cosines)})
     benchmark.pedantic(ours.run, args=(feeds,), rounds=20, iterations=1)
@@ -128,6 +134,7 @@ import json, resource, sys, time
 from optimizer.benchmarks import zoo
 from optimizer.ir import load_model
 from optimizer.quantization.options import QuantizationOptions
+from optimizer.verify import cosine
 from optimizer.quantization.quantize import quantize_model
 calibration = zoo.yolov8n_calibration(320, samples=64)
 start = time.perf_counter()

@@ -89,14 +89,17 @@ def compare_outputs(
     # Relative to the reference, floored at a millionth of its largest magnitude so near-zeros don't explode.
     floor = max(float(np.abs(ref).max()) * 1e-6, np.finfo(np.float32).tiny) if ref.size else 1.0
     max_rel = float((diff / np.maximum(np.abs(ref), floor)).max()) if diff.size else 0.0
-    cosine = _cosine(ref, cand)
-    passed = mismatched == 0 and cosine >= thresholds.min_cosine
+    similarity = cosine(ref, cand)
+    passed = mismatched == 0 and similarity >= thresholds.min_cosine
     if thresholds.max_abs_error is not None:
         passed = passed and max_abs <= thresholds.max_abs_error
-    return OutputFidelity(name, list(reference.shape), max_abs, max_rel, cosine, mismatched, passed)
+    return OutputFidelity(name, list(reference.shape), max_abs, max_rel, similarity, mismatched, passed)
 
 
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine similarity of two arrays of any shape, flattened, in float64 (1.0 for two zero arrays)."""
+    a = np.asarray(a).astype(np.float64, copy=False).ravel()
+    b = np.asarray(b).astype(np.float64, copy=False).ravel()
     norm_a, norm_b = float(np.linalg.norm(a)), float(np.linalg.norm(b))
     if norm_a == 0.0 and norm_b == 0.0:
         return 1.0

@@ -1,6 +1,6 @@
 """ONNX Runtime on the CPU: sessions with controlled threads and optimization level, and latency timing."""
 
-from optimizer.backends.onnxruntime.latency import LatencyStats, compare_latency
+from optimizer.backends.onnxruntime.latency import LatencyStats, compare_latency, measure_latency
 from optimizer.backends.onnxruntime.session import OrtSession, create_session, runtime_version
 
-__all__ = ["LatencyStats", "compare_latency", "OrtSession", "create_session", "runtime_version"]
+__all__ = ["LatencyStats", "OrtSession", "compare_latency", "create_session", "measure_latency", "runtime_version"]

@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-
 from optimizer.backends.onnxruntime.session import OrtSession
 
 
@@ -47,6 +46,17 @@ def _timed(session: OrtSession, feeds: dict[str, np.ndarray], runs: int, samples
         start = time.perf_counter()
         session.run_raw(feeds)
         samples.append((time.perf_counter() - start) * 1000.0)
+
+
+def measure_latency(
+    session: OrtSession, feeds: Mapping[str, np.ndarray], *, warmup: int = 3, runs: int = 20
+) -> LatencyStats:
+    """One session alone: `warmup` runs, then `runs` timed ones (for a quick figure, not an A/B comparison)."""
+    feeds = dict(feeds)
+    _warm_up(session, feeds, warmup)
+    samples: list[float] = []
+    _timed(session, feeds, runs, samples)
+    return LatencyStats.from_samples(samples)
 
 
 def compare_latency(

@@ -16,15 +16,16 @@ found, with the report saying plainly that the budget was not met.
 from __future__ import annotations
 
 import glob
+import itertools
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
 import onnx_ir as ir
 
-from optimizer.backends.onnxruntime import create_session
+from optimizer.backends.onnxruntime import create_session, measure_latency
 from optimizer.errors import UsageError
 from optimizer.ir import from_proto, model_to_bytes, to_proto
 from optimizer.quantization.options import QuantizationOptions
@@ -34,6 +35,7 @@ from optimizer.quantization.quantize import (
     preprocessing,
     quantize_model,
 )
+from optimizer.verify import cosine
 
 logger = logging.getLogger("optimizer")
 
@@ -50,10 +52,9 @@ def search_accuracy_budget(
     start = time.perf_counter()
     budget = float(options.max_accuracy_drop)
     float_proto = to_proto(model)
-    float_bytes = model_to_bytes(model)
     eval_feeds = _eval_feeds(options, model)
     labels = _first_labels(options.labels, len(eval_feeds))
-    reference_outputs = _run(float_bytes, eval_feeds, threads)
+    reference_outputs = _run(model_to_bytes(model), eval_feeds, threads)
 
     def score(outputs: list[dict[str, np.ndarray]]) -> float:
         if options.metric is not None:
@@ -69,50 +70,42 @@ def search_accuracy_budget(
     if options.precision == "int8":
         ranges = calibrate_static_int8(from_proto(float_proto), options, runtime, threads, scratch)
 
-    def build(float_layers: Sequence[str]) -> tuple[ir.Model, QuantizationReport]:
-        candidate = from_proto(float_proto)
+    def options_keeping_float(float_layers: Sequence[str]) -> QuantizationOptions:
         exclude = tuple(options.exclude) + tuple(glob.escape(name) for name in float_layers)
-        report = quantize_model(candidate, replace(options, exclude=exclude, max_accuracy_drop=None),
-                                runtime=runtime, threads=threads, ranges=ranges)
-        return candidate, report
+        return replace(options, exclude=exclude, max_accuracy_drop=None)
+
+    def quantized_and_scored(float_layers: Sequence[str]) -> tuple[bytes, float, QuantizationReport]:
+        candidate = from_proto(float_proto)
+        report = quantize_model(candidate, options_keeping_float(float_layers), runtime=runtime, threads=threads,
+                                ranges=ranges)
+        data = model_to_bytes(candidate)
+        return data, score(_run(data, eval_feeds, threads)), report
 
     candidates: list[dict] = []
 
-    def evaluate(name: str, float_layers: Sequence[str], *, timed: bool) -> float:
-        candidate, _ = build(float_layers)
-        data = model_to_bytes(candidate)
-        value = score(_run(data, eval_feeds, threads))
-        entry = {"name": name, "float_layers": list(float_layers), "score": value, "drop": baseline - value,
-                 "latency_ms": _latency(data, eval_feeds[0], threads) if timed else None}
-        candidates.append(entry)
-        return value
+    def evaluate(name: str, float_layers: Sequence[str]) -> tuple[float, QuantizationReport]:
+        data, value, report = quantized_and_scored(float_layers)
+        latency = measure_latency(create_session(data, threads=threads, label="candidate"), eval_feeds[0],
+                                  runs=LATENCY_RUNS).median_ms
+        candidates.append({"name": name, "float_layers": list(float_layers), "score": value,
+                           "drop": baseline - value, "latency_ms": latency})
+        return value, report
 
-    full_score = evaluate("all quantized", [], timed=True)
-    _, full_report = build([])
+    full_score, full_report = evaluate("all quantized", [])
+    best: tuple[list[str], float] = ([], full_score)
     layers = [name for name, precision in full_report.layers.items() if not precision.startswith("float32")]
-    chosen: list[str] = []
-    best = ([], full_score)
     if baseline - full_score > budget and layers:
-        sensitivity = {}
-        for layer in layers[:MAX_PROBED_LAYERS]:
-            candidate, _ = build([layer])
-            sensitivity[layer] = score(_run(model_to_bytes(candidate), eval_feeds, threads)) - full_score
+        sensitivity = {layer: quantized_and_scored([layer])[1] - full_score for layer in layers[:MAX_PROBED_LAYERS]}
         ranked = sorted(sensitivity, key=sensitivity.get, reverse=True)
         for count in range(1, len(ranked) + 1):
             trial = ranked[:count]
-            value = evaluate(f"{count} most sensitive layer(s) float", trial, timed=True)
-            if value > best[1]:
+            value, _ = evaluate(f"{count} most sensitive layer(s) float", trial)
+            if value > best[1] or baseline - value <= budget:
                 best = (trial, value)
             if baseline - value <= budget:
-                best = (trial, value)
                 break
-        chosen = best[0]
-    elif baseline - full_score > budget:
-        chosen = []
-    final_score = best[1] if chosen else full_score
-    report = quantize_model(model, replace(options, exclude=tuple(options.exclude) + tuple(
-        glob.escape(name) for name in chosen), max_accuracy_drop=None), runtime=runtime, threads=threads,
-        ranges=ranges)
+    chosen, final_score = best
+    report = quantize_model(model, options_keeping_float(chosen), runtime=runtime, threads=threads, ranges=ranges)
     met = baseline - final_score <= budget
     report.calibration = scratch.calibration or report.calibration
     report.calibration_samples = scratch.calibration_samples or report.calibration_samples
@@ -146,7 +139,7 @@ def _eval_feeds(options: QuantizationOptions, model: ir.Model) -> list[dict[str,
         raise UsageError("an accuracy metric needs labeled evaluation data (eval_data and labels)")
     data = calibration_data(source, input_specs(model), preprocessing=preprocessing(options),
                             limit=MAX_EVAL_SAMPLES)
-    feeds = list(_take(data, MAX_EVAL_SAMPLES))
+    feeds = list(itertools.islice(data, MAX_EVAL_SAMPLES))
     if not feeds:
         raise UsageError("the accuracy budget needs at least one evaluation sample")
     return feeds
@@ -160,13 +153,6 @@ def _first_labels(labels, count: int):
         return labels
 
 
-def _take(data: Iterable, count: int) -> Iterable:
-    for index, item in enumerate(data):
-        if index >= count:
-            return
-        yield item
-
-
 def _run(model_bytes: bytes, feeds: list[dict[str, np.ndarray]], threads: int | None) -> list[dict[str, np.ndarray]]:
     session = create_session(model_bytes, threads=threads, label="candidate")
     return [session.run(sample) for sample in feeds]
@@ -175,25 +161,9 @@ def _run(model_bytes: bytes, feeds: list[dict[str, np.ndarray]], threads: int | 
 def _mean_worst_cosine(outputs: list[dict[str, np.ndarray]], reference: list[dict[str, np.ndarray]]) -> float:
     worst = []
     for candidate, expected in zip(outputs, reference):
-        cosines = [_cosine(candidate[name], expected[name]) for name in expected
+        cosines = [cosine(candidate[name], expected[name]) for name in expected
                    if isinstance(expected[name], np.ndarray) and expected[name].dtype.kind == "f"]
         worst.append(min(cosines) if cosines else 1.0)
     return float(np.mean(worst))
 
 
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
-    norms = np.linalg.norm(a) * np.linalg.norm(b)
-    return 1.0 if norms == 0 else float(np.dot(a, b) / norms)
-
-
-def _latency(model_bytes: bytes, feeds: dict[str, np.ndarray], threads: int | None) -> float:
-    session = create_session(model_bytes, threads=threads, label="candidate")
-    for _ in range(3):
-        session.run(feeds)
-    samples = []
-    for _ in range(LATENCY_RUNS):
-        began = time.perf_counter()
-        session.run(feeds)
-        samples.append((time.perf_counter() - began) * 1000)
-    return float(np.median(samples))

@@ -3,11 +3,7 @@ import numpy as np
 from optimizer.ir import model_to_bytes
 from optimizer.quantization.dynamic_int8 import DynamicInt8Config, QuantizeDynamicInt8
 from optimizer.testing import model_from_text, op_types, run
-from optimizer.verify import _cosine as _flat_cosine
-
-
-def _cosine(a, b):
-    return _flat_cosine(np.ravel(a), np.ravel(b))
+from optimizer.verify import cosine
 
 ATTENTION_PROJECTIONS = """
 <ir_version: 9, opset_import: ["" : 17]>
@@ -23,10 +19,10 @@ g (float[1, 16, 64] x) => (float[1, 16, 64] q, float[1, 16, 64] k, float[1, 16, 
 
 
 def _weights(rng):
-    return dict(
-        wq=rng.standard_normal((64, 64)).astype(np.float32), bq=rng.standard_normal(64).astype(np.float32),
-        wk=rng.standard_normal((64, 64)).astype(np.float32), bk=rng.standard_normal(64).astype(np.float32),
-    )
+    return {
+        "wq": rng.standard_normal((64, 64)).astype(np.float32), "bq": rng.standard_normal(64).astype(np.float32),
+        "wk": rng.standard_normal((64, 64)).astype(np.float32), "bk": rng.standard_normal(64).astype(np.float32),
+    }
 
 
 def _feeds(rng):
@@ -46,7 +42,7 @@ def test_projections_sharing_an_input_are_packed_with_their_biases():
     actual = run(model, feeds)
     assert list(actual) == ["q", "k", "scores"]
     for name in ("q", "k", "scores"):
-        assert _cosine(actual[name], expected[name]) > 0.999, name
+        assert cosine(actual[name], expected[name]) > 0.999, name
 
 
 def test_activation_matmul_stays_float_and_is_reported_by_omission():
@@ -82,5 +78,5 @@ def test_per_column_scales_beat_one_scale_on_uneven_columns():
     expected = run(model, feeds)["q"][..., 1:]
     QuantizeDynamicInt8(DynamicInt8Config(min_weight_elements=0))(model)
     actual = run(model, feeds)["q"][..., 1:]
-    assert _cosine(actual, expected) > 0.999
+    assert cosine(actual, expected) > 0.999
     assert model_to_bytes(model)

@@ -1,9 +1,8 @@
 import os
-import time
 
 import numpy as np
-import onnxruntime
 import pytest
+from optimizer.backends.onnxruntime import compare_latency, create_session
 
 from optimizer.errors import UsageError
 from optimizer.ir import load_model, save_model, validate_model
@@ -246,27 +245,6 @@ def test_block_size_must_be_a_power_of_two_of_at_least_16(block_size):
 
 # --- the real model -------------------------------------------------------------------------------------------
 
-def _session(path):
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 2
-    options.inter_op_num_threads = 1
-    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def _median_ms(sessions, feeds, rounds=10, runs=3):
-    """Median latency of each session, measured in alternation so that a busy machine slows all alike."""
-    for session in sessions:
-        session.run(None, feeds)
-    times = [[] for _ in sessions]
-    for _ in range(rounds):
-        for session, session_times in zip(sessions, times):
-            for _ in range(runs):
-                start = time.perf_counter()
-                session.run(None, feeds)
-                session_times.append(time.perf_counter() - start)
-    return [1e3 * float(np.median(session_times)) for session_times in times]
-
-
 @pytest.fixture(scope="module")
 def minilm():
     from optimizer.benchmarks import zoo
@@ -277,7 +255,7 @@ def minilm():
         single = zoo.minilm_inputs()
     except zoo.ZooUnavailable as reason:
         pytest.skip(str(reason))
-    embeddings = _session(path).run(["sentence_embedding"], sentences)[0]
+    embeddings = create_session(path, threads=2).run(sentences)["sentence_embedding"]
     return path, sentences, single, embeddings
 
 
@@ -303,13 +281,14 @@ def test_minilm_int4_keeps_sentence_embeddings(minilm, block_size, tmp_path):
     path = tmp_path / "minilm-int4.onnx"
     save_model(model, path)
 
-    session = _session(path)
-    embeddings = session.run(["sentence_embedding"], sentences)[0]
+    session = create_session(path, threads=2)
+    embeddings = session.run(sentences)["sentence_embedding"]
     cosines = np.sum(embeddings * fp32_embeddings, axis=1) / (
         np.linalg.norm(embeddings, axis=1) * np.linalg.norm(fp32_embeddings, axis=1)
     )
     fp32_bytes, int4_bytes = os.path.getsize(fp32_path), os.path.getsize(path)
-    fp32_ms, int4_ms = _median_ms([_session(fp32_path), session], single)
+    fp32, int4 = compare_latency(create_session(fp32_path, threads=2), session, single)
+    fp32_ms, int4_ms = fp32.median_ms, int4.median_ms
     print(
         f"\nminilm int4 block {block_size}: pooled cosine mean {cosines.mean():.4f} worst {cosines.min():.4f}; "
         f"{int4_bytes} bytes = {int4_bytes / fp32_bytes:.3f} of fp32 ({fp32_bytes}); "

@@ -2,9 +2,9 @@
 at the precision's default threshold, and every layer left in float says why. Never a crash."""
 
 import pytest
+from optimizer.benchmarks.real_models import REAL_MODELS, fetch
 
 import optimizer
-from optimizer.benchmarks.real_models import REAL_MODELS, fetch
 from optimizer.errors import VerificationError
 from optimizer.quantization.options import PRECISIONS, QuantizationOptions
 

@@ -13,6 +13,7 @@ from optimizer.quantization.static_int8 import (
     plan_static_int8,
 )
 from optimizer.testing import model_from_text, op_types, run
+from optimizer.verify import cosine
 
 SMALL_CNN = """
 <ir_version: 9, opset_import: ["" : 17]>
@@ -58,11 +59,6 @@ def _quantize(model, samples, scheme=ORT_X86, **config):
     return quantize
 
 
-def _cosine(a, b):
-    a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
-    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
-
-
 def _ort_optimized_ops(model, tmp_path):
     options = ort.SessionOptions()
     options.optimized_model_filepath = str(tmp_path / "ort.onnx")
@@ -96,7 +92,7 @@ def test_onnxruntime_fuses_every_int8_op_and_the_result_stays_close(tmp_path):
     # Only the graph input is quantized outside a fused kernel.
     assert fused.count("QuantizeLinear") == 1
     actual = [run(model, sample)["logits"] for sample in samples]
-    assert _cosine(np.stack(actual), np.stack(expected)) > 0.99
+    assert cosine(np.stack(actual), np.stack(expected)) > 0.99
 
 
 def test_weights_are_int8_per_channel_and_conv_bias_int32():
