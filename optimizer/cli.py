@@ -25,6 +25,7 @@ from optimizer.quantization.options import (
     DEFAULT_MIN_COSINE,
     PRECISIONS,
     RANGE_METHODS,
+    QuantizationOptions,
 )
 
 PROG = "optimize"
@@ -188,7 +189,6 @@ def run_optimize(args: argparse.Namespace) -> int:
 
 def _quantization_options(args: argparse.Namespace):
     from optimizer.quantization.metrics import load_eval_data, resolve_metric
-    from optimizer.quantization.options import QuantizationOptions
 
     metric = resolve_metric(args.metric) if args.metric else None
     eval_data, labels = load_eval_data(args.eval_data) if args.eval_data else (None, None)

@@ -128,7 +128,7 @@ def render_quantization(quantization: QuantizationReport) -> list[str]:
     for precision in quantization.layers.values():
         counts[precision.split(" (")[0]] = counts.get(precision.split(" (")[0], 0) + 1
     lines.append("layers: " + (", ".join(f"{n} {p}" for p, n in sorted(counts.items())) or "none"))
-    kept = [(name, p) for name, p in quantization.layers.items() if p.startswith("float32")]
+    kept = list(quantization.float_layers.items())
     for name, precision in kept[:MAX_FLOAT_LAYERS_SHOWN]:
         lines.append(f"  {name:40} {precision}")
     if len(kept) > MAX_FLOAT_LAYERS_SHOWN:

@@ -28,7 +28,7 @@ class SeparateSkipLayerNorm(OptimizerPass):
             if node.op_type != "LayerNormalization" or not _is_standard(node) or node.inputs[0] is None:
                 continue
             add = node.inputs[0].producer()
-            if (add is None or add.op_type != "Add" or not _is_standard(add) or add.graph is not model.graph
+            if (add is None or add.op_type != "Add" or not _is_standard(add)
                     or any(value is None or value.const_value is not None for value in add.inputs)):
                 continue
             total = ir.node("Sum", list(add.inputs), name=f"{add.name or 'residual'}_sum")

@@ -16,7 +16,6 @@ found, with the report saying plainly that the budget was not met.
 from __future__ import annotations
 
 import glob
-import itertools
 import logging
 import time
 from collections.abc import Sequence
@@ -27,7 +26,7 @@ import onnx_ir as ir
 
 from optimizer.backends.onnxruntime import create_session, measure_latency
 from optimizer.errors import UsageError
-from optimizer.ir import from_proto, model_to_bytes, to_proto
+from optimizer.ir import from_proto, input_specs, model_to_bytes, to_proto
 from optimizer.quantization.options import QuantizationOptions
 from optimizer.quantization.quantize import (
     QuantizationReport,
@@ -40,7 +39,8 @@ from optimizer.verify import cosine
 logger = logging.getLogger("optimizer")
 
 MAX_EVAL_SAMPLES = 256
-# Sensitivity probes cost one quantize + evaluation each; beyond this many layers, the largest ones are probed.
+# Sensitivity probes cost one quantize + evaluation each; beyond this many layers, the first ones in graph order
+# are probed.
 MAX_PROBED_LAYERS = 96
 LATENCY_RUNS = 20
 
@@ -93,16 +93,17 @@ def search_accuracy_budget(
 
     full_score, full_report = evaluate("all quantized", [])
     best: tuple[list[str], float] = ([], full_score)
-    layers = [name for name, precision in full_report.layers.items() if not precision.startswith("float32")]
+    layers = full_report.quantized_layer_names
     if baseline - full_score > budget and layers:
         sensitivity = {layer: quantized_and_scored([layer])[1] - full_score for layer in layers[:MAX_PROBED_LAYERS]}
         ranked = sorted(sensitivity, key=sensitivity.get, reverse=True)
         for count in range(1, len(ranked) + 1):
             trial = ranked[:count]
             value, _ = evaluate(f"{count} most sensitive layer(s) float", trial)
-            if value > best[1] or baseline - value <= budget:
+            within = baseline - value <= budget
+            if within or value > best[1]:
                 best = (trial, value)
-            if baseline - value <= budget:
+            if within:
                 break
     chosen, final_score = best
     report = quantize_model(model, options_keeping_float(chosen), runtime=runtime, threads=threads, ranges=ranges)
@@ -131,7 +132,6 @@ def search_accuracy_budget(
 
 
 def _eval_feeds(options: QuantizationOptions, model: ir.Model) -> list[dict[str, np.ndarray]]:
-    from optimizer.ir import input_specs
     from optimizer.quantization.calibration import calibration_data
 
     source = options.eval_data if options.eval_data is not None else options.calibration
@@ -139,7 +139,7 @@ def _eval_feeds(options: QuantizationOptions, model: ir.Model) -> list[dict[str,
         raise UsageError("an accuracy metric needs labeled evaluation data (eval_data and labels)")
     data = calibration_data(source, input_specs(model), preprocessing=preprocessing(options),
                             limit=MAX_EVAL_SAMPLES)
-    feeds = list(itertools.islice(data, MAX_EVAL_SAMPLES))
+    feeds = list(data)  # calibration_data already stops at MAX_EVAL_SAMPLES
     if not feeds:
         raise UsageError("the accuracy budget needs at least one evaluation sample")
     return feeds

@@ -23,6 +23,7 @@ import numpy as np
 import onnx_ir as ir
 
 from optimizer.passes.base import OptimizerPass, PassConfig
+from optimizer.quantization.schemes import MICROSOFT_DOMAIN
 from optimizer.quantization.selection import is_excluded
 from optimizer.quantization.weights import (
     add_initializer,
@@ -30,8 +31,6 @@ from optimizer.quantization.weights import (
     quantize_symmetric_int8,
     symmetric_int8_scales,
 )
-
-MS_DOMAIN = "com.microsoft"
 
 
 @dataclass(frozen=True)
@@ -76,14 +75,12 @@ class QuantizeDynamicInt8(OptimizerPass):
             for candidate in candidates:
                 by_depth[candidate.weight.shape[0]].append(candidate)
             for same_k in by_depth.values():
-                if self.config.pack_shared_inputs and len(same_k) > 1:
-                    self._replace_packed(graph, source, same_k)
-                else:
-                    for candidate in same_k:
-                        self._replace_packed(graph, source, [candidate])
+                packed = self.config.pack_shared_inputs and len(same_k) > 1
+                for batch in [same_k] if packed else [[candidate] for candidate in same_k]:
+                    self._replace_packed(graph, source, batch)
                 rewrites += len(same_k)
         if rewrites:
-            model.opset_imports.setdefault(MS_DOMAIN, 1)
+            model.opset_imports.setdefault(MICROSOFT_DOMAIN, 1)
         return rewrites
 
     def _candidate(self, node: ir.Node) -> _Candidate | None:
@@ -140,7 +137,7 @@ class QuantizeDynamicInt8(OptimizerPass):
             inputs.append(add_initializer(graph, f"{base}_bias", bias.astype(np.float32)))
         # Insert after the last of the replaced nodes' weight/bias producers is not needed: all are constants,
         # so the fused node can sit where the first MatMul was.
-        fused = ir.node("DynamicQuantizeMatMul", inputs, domain=MS_DOMAIN, name=f"{base}_dynamic_int8")
+        fused = ir.node("DynamicQuantizeMatMul", inputs, domain=MICROSOFT_DOMAIN, name=f"{base}_dynamic_int8")
         graph.insert_before(first, fused)
         results = [fused.outputs[0]]
         if len(candidates) > 1:

@@ -28,8 +28,9 @@ import onnx_ir as ir
 
 from optimizer.errors import UsageError
 from optimizer.passes.base import OptimizerPass, PassConfig
+from optimizer.quantization.schemes import MICROSOFT_DOMAIN
+from optimizer.quantization.weights import add_initializer
 
-MICROSOFT_DOMAIN = "com.microsoft"
 _BITS = 4
 _LEVELS = 1 << _BITS  # 16 codes, 0..15
 _DEFAULT_ZERO_POINT = _LEVELS // 2  # what MatMulNBits assumes without a zero_points input
@@ -225,8 +226,8 @@ class QuantizeWeightsInt4(OptimizerPass):
             self._replace(node, plan, quantized)
             self.precisions[label] = f"int4 (block {self.config.block_size})"
             rewrites += 1
-        if rewrites and MICROSOFT_DOMAIN not in model.opset_imports:
-            model.opset_imports[MICROSOFT_DOMAIN] = 1
+        if rewrites:
+            model.opset_imports.setdefault(MICROSOFT_DOMAIN, 1)
         return rewrites
 
     def _plan(self, node: ir.Node) -> _Plan | str:
@@ -269,15 +270,15 @@ class QuantizeWeightsInt4(OptimizerPass):
             scales = int4.scales if plan.alpha == 1.0 else (int4.scales * plan.alpha).astype(np.float32)
             base = f"{weight.name}_int4b{self.config.block_size}"
             quantized[key] = (
-                _add_initializer(graph, base, int4.packed),
-                _add_initializer(graph, f"{base}_scales", scales),
+                add_initializer(graph, base, int4.packed),
+                add_initializer(graph, f"{base}_scales", scales),
                 None if int4.zero_points is None
-                else _add_initializer(graph, f"{base}_zero_points", int4.zero_points),
+                else add_initializer(graph, f"{base}_zero_points", int4.zero_points),
             )
         packed, scales, zero_points = quantized[key]
         bias = plan.bias
         if isinstance(bias, np.ndarray):
-            bias = _add_initializer(graph, f"{node.outputs[0].name or weight.name}_bias", bias)
+            bias = add_initializer(graph, f"{node.outputs[0].name or weight.name}_bias", bias)
         inputs = [node.inputs[0], packed, scales, zero_points, None, bias]  # the 5th, g_idx, is deprecated
         while inputs[-1] is None:
             inputs.pop()
@@ -332,20 +333,6 @@ def _gemm_plan(node: ir.Node, weight: ir.Value) -> _Plan | str:
         return _Plan(weight, transposed, alpha, bias_value)
     bias = beta * np.broadcast_to(bias_value.const_value.numpy().reshape(-1), (n,))
     return _Plan(weight, transposed, alpha, bias.astype(np.float32))
-
-
-def _add_initializer(graph: ir.Graph, name: str, array: np.ndarray) -> ir.Value:
-    unique, suffix = name, 1
-    while unique in graph.initializers:
-        unique, suffix = f"{name}_{suffix}", suffix + 1
-    value = ir.Value(
-        name=unique,
-        shape=ir.Shape(array.shape),
-        type=ir.TensorType(ir.DataType.from_numpy(array.dtype)),
-        const_value=ir.tensor(array, name=unique),
-    )
-    graph.register_initializer(value)
-    return value
 
 
 def _drop_if_unused(value: ir.Value) -> None:

@@ -19,6 +19,7 @@ from optimizer.quantization.options import QuantizationOptions
 from optimizer.quantization.schemes import scheme_for_runtime
 
 logger = logging.getLogger("optimizer")
+FLOAT32 = "float32"  # how every pass's per-layer table starts the entry of a layer it left in float
 
 
 @dataclass
@@ -41,7 +42,16 @@ class QuantizationReport:
 
     @property
     def quantized_layers(self) -> int:
-        return sum(1 for precision in self.layers.values() if not precision.startswith("float32"))
+        return len(self.quantized_layer_names)
+
+    @property
+    def quantized_layer_names(self) -> list[str]:
+        return [name for name, precision in self.layers.items() if not precision.startswith(FLOAT32)]
+
+    @property
+    def float_layers(self) -> dict[str, str]:
+        """Layers left in float32, with the reason each one stayed."""
+        return {name: precision for name, precision in self.layers.items() if precision.startswith(FLOAT32)}
 
 
 def quantize_model(

@@ -64,7 +64,8 @@ TFLITE = Int8Scheme(
     int8_ops=ORT_X86.int8_ops | frozenset({"Softmax", "Tanh", "HardSwish", "Pad", "ReduceMean"}),
 )
 
-SCHEMES = {scheme.name: scheme for scheme in (ORT_X86, TENSORRT, OPENVINO, TFLITE)}
+MICROSOFT_DOMAIN = "com.microsoft"
+"""ONNX Runtime's contrib ops (DynamicQuantizeMatMul, MatMulNBits)."""
 RUNTIME_SCHEMES = {"onnxruntime": ORT_X86, "tensorrt": TENSORRT, "openvino": OPENVINO, "tflite": TFLITE}
 
 

@@ -125,8 +125,9 @@ def _drop_output_tail(graph: ir.Graph, chosen: set[ir.Node], float_reasons: dict
     final compute layers themselves. They cost little, and quantizing them puts the int8 step size straight
     into the outputs (a uint8 box coordinate over a 320-pixel image moves by 1.25 pixels)."""
     all_compute = {node for node in graph if node.op_type in COMPUTE_OPS}
+    feeding_any_compute = _feeding(graph, all_compute)
     for node in list(chosen):
-        if node in all_compute and node not in _feeding(graph, all_compute):
+        if node in all_compute and node not in feeding_any_compute:
             chosen.discard(node)
             float_reasons[_label(node)] = "final layer before the outputs"
     int8_compute = {node for node in chosen if node.op_type in COMPUTE_OPS}
@@ -255,7 +256,6 @@ class QuantizeStaticInt8(OptimizerPass):
     def __init__(self, config: StaticInt8Config | None = None) -> None:
         super().__init__(config)
         self.precisions: dict[str, str] = {}
-        self.params: dict[str, tuple[float, int]] = {}
 
     def rewrite(self, model: ir.Model) -> int:
         config = self.config
@@ -275,7 +275,6 @@ class QuantizeStaticInt8(OptimizerPass):
                                                   config.scheme.symmetric_activations)
             quantized_values[name] = self._insert_qdq(graph, values[name], scale, zero_point)
             scales[name] = scale
-            self.params[name] = (float(scale), int(zero_point))
         int8_compute: set[ir.Node] = set()
         for node in plan.nodes:
             if node.op_type in COMPUTE_OPS:

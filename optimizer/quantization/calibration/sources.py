@@ -258,7 +258,8 @@ def _plural(count: int, noun: str) -> str:
 
 def _limited(data: CalibrationData, limit: int) -> CalibrationData:
     return CalibrationData(
-        lambda: itertools.islice(iter(data), limit), min(len(data), limit), data._specs,
+        # The raw samples: the new CalibrationData checks each one, as `data` would have.
+        lambda: itertools.islice(data._samples(), limit), min(len(data), limit), data._specs,
         description=f"first {min(len(data), limit)} of {data.description}", source=data._source,
         generated=data.generated, warning=data.warning,
     )
@@ -415,7 +416,6 @@ def _images(
     batch = int(batch_dim) if isinstance(batch_dim, (int, np.integer)) and batch_dim > 0 else 1
     available = math.ceil(len(files) / batch)
     count = min(available, limit or available)
-    _pil()  # fails now, naming the extra, if Pillow is missing
 
     def samples() -> Iterator[dict[str, np.ndarray]]:
         # A last, partial batch is completed with the first images again.
