@@ -13,9 +13,10 @@ from optimizer.ir.graph_info import (
     InputSpec,
     all_nodes,
     count_nodes,
-    input_specs,
-    op_histogram,
     initializer_bytes,
+    input_specs,
+    is_standard_op,
+    op_histogram,
 )
 from optimizer.ir.model_io import (
     EXTERNAL_DATA_THRESHOLD_BYTES,
@@ -43,6 +44,7 @@ __all__ = [
     "initializer_bytes",
     "input_specs",
     "ir",
+    "is_standard_op",
     "load_model",
     "model_to_bytes",
     "op_histogram",

@@ -12,6 +12,11 @@ import onnx_ir as ir
 from optimizer.errors import InvalidModelError
 
 
+def is_standard_op(node: ir.Node) -> bool:
+    """Whether the node is an operator of the default ONNX domain (written "" or "ai.onnx")."""
+    return node.domain in ("", "ai.onnx")
+
+
 def all_nodes(model: ir.Model) -> Iterator[ir.Node]:
     """Every node of the main graph, its subgraphs (If/Loop/Scan bodies) and the model's functions."""
     yield from ir.traversal.RecursiveGraphIterator(model.graph)
@@ -26,7 +31,7 @@ def count_nodes(model: ir.Model) -> int:
 def op_histogram(model: ir.Model) -> dict[str, int]:
     """Node count per op type (custom domains spelled `domain::Op`), most frequent first."""
     counts = collections.Counter(
-        node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
+        node.op_type if is_standard_op(node) else f"{node.domain}::{node.op_type}"
         for node in all_nodes(model)
     )
     return dict(counts.most_common())

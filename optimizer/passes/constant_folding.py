@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import onnx_ir as ir
 from onnxscript.optimizer._constant_folding import FoldConstantsPass
 
-from optimizer.ir import all_nodes
+from optimizer.ir import all_nodes, is_standard_op
 from optimizer.passes.base import NodeCountingPass, PassConfig
 
 
@@ -55,7 +55,7 @@ def _castlike_to_cast(model: ir.Model) -> int:
     """`CastLike(x, like)` with a known `like` element type is `Cast<to=that type>(x)`, attributes and all."""
     changed = 0
     for node in list(all_nodes(model)):
-        if node.op_type != "CastLike" or node.domain not in ("", "ai.onnx") or len(node.inputs) != 2:
+        if node.op_type != "CastLike" or not is_standard_op(node) or len(node.inputs) != 2:
             continue
         like = node.inputs[1]
         if like is None or like.dtype is None:

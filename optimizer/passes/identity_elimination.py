@@ -28,6 +28,7 @@ from onnxscript.rewriter.rules.common import (
     sub_0_rule,
 )
 
+from optimizer.ir import is_standard_op
 from optimizer.passes.base import OptimizerPass
 
 
@@ -54,7 +55,7 @@ class ReshapeToSameShape(RewriteRuleClassBase):
 
 def _dropout_in_inference(node: ir.Node) -> bool:
     """A Dropout that runs in inference mode and whose mask nobody reads is an Identity."""
-    if node.op_type != "Dropout" or node.domain not in ("", "ai.onnx"):
+    if node.op_type != "Dropout" or not is_standard_op(node):
         return False
     if len(node.outputs) > 1 and (node.outputs[1].uses() or node.outputs[1].is_graph_output()):
         return False
@@ -85,7 +86,7 @@ def _replace_dropouts(graph: ir.Graph | ir.Function) -> int:
 
 def _remove_identity(node: ir.Node) -> int:
     """Bypass `y = Identity(x)`; when y is a graph output, x takes y's place and name, if it can."""
-    if node.op_type != "Identity" or node.domain not in ("", "ai.onnx"):
+    if node.op_type != "Identity" or not is_standard_op(node):
         return 0
     if len(node.inputs) != 1 or len(node.outputs) != 1 or node.inputs[0] is None:
         return 0

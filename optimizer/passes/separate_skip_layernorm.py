@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import onnx_ir as ir
 
+from optimizer.ir import is_standard_op
 from optimizer.passes.base import OptimizerPass
-
-
-def _is_standard(node: ir.Node) -> bool:
-    return node.domain in ("", "ai.onnx")
 
 
 class SeparateSkipLayerNorm(OptimizerPass):
@@ -25,10 +22,10 @@ class SeparateSkipLayerNorm(OptimizerPass):
     def rewrite(self, model: ir.Model) -> int:
         rewrites = 0
         for node in list(model.graph):
-            if node.op_type != "LayerNormalization" or not _is_standard(node) or node.inputs[0] is None:
+            if node.op_type != "LayerNormalization" or not is_standard_op(node) or node.inputs[0] is None:
                 continue
             add = node.inputs[0].producer()
-            if (add is None or add.op_type != "Add" or not _is_standard(add)
+            if (add is None or add.op_type != "Add" or not is_standard_op(add)
                     or any(value is None or value.const_value is not None for value in add.inputs)):
                 continue
             total = ir.node("Sum", list(add.inputs), name=f"{add.name or 'residual'}_sum")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx_ir as ir
 
+from optimizer.ir import is_standard_op
 from optimizer.passes.base import OptimizerPass, PassConfig
 from optimizer.quantization.schemes import MICROSOFT_DOMAIN
 from optimizer.quantization.selection import is_excluded
@@ -84,7 +85,7 @@ class QuantizeDynamicInt8(OptimizerPass):
         return rewrites
 
     def _candidate(self, node: ir.Node) -> _Candidate | None:
-        if node.op_type != "MatMul" or node.domain not in ("", "ai.onnx"):
+        if node.op_type != "MatMul" or not is_standard_op(node):
             return None
         label = node.name or node.outputs[0].name
         if is_excluded(node, self.config.exclude):
@@ -110,7 +111,7 @@ class QuantizeDynamicInt8(OptimizerPass):
         if len(uses) != 1 or output in matmul.graph.outputs:
             return None, None
         add, index = uses[0].node, uses[0].idx
-        if add.op_type != "Add" or add.domain not in ("", "ai.onnx") or add.graph is not matmul.graph:
+        if add.op_type != "Add" or not is_standard_op(add) or add.graph is not matmul.graph:
             return None, None
         bias = constant_array(add.inputs[1 - index])
         if bias is None or bias.dtype != np.float32 or bias.size != columns or bias.ndim > 1:

@@ -27,6 +27,7 @@ import numpy as np
 import onnx_ir as ir
 
 from optimizer.errors import UsageError
+from optimizer.ir import is_standard_op
 from optimizer.passes.base import OptimizerPass, PassConfig
 from optimizer.quantization.schemes import MICROSOFT_DOMAIN
 from optimizer.quantization.weights import add_initializer
@@ -216,7 +217,7 @@ class QuantizeWeightsInt4(OptimizerPass):
         quantized: dict[tuple[int, bool, float], tuple[ir.Value, ir.Value, ir.Value | None]] = {}
         rewrites = 0
         for node in list(ir.traversal.RecursiveGraphIterator(model.graph)):
-            if node.domain not in ("", "ai.onnx") or node.op_type not in ("MatMul", "Gemm"):
+            if not is_standard_op(node) or node.op_type not in ("MatMul", "Gemm"):
                 continue
             label = node.name or node.outputs[0].name or node.op_type
             plan = self._plan(node)

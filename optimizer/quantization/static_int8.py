@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx_ir as ir
 
-from optimizer.ir import all_nodes
+from optimizer.ir import all_nodes, is_standard_op
 from optimizer.passes.base import OptimizerPass, PassConfig
 from optimizer.quantization.schemes import (
     COMPUTE_OPS,
@@ -58,10 +58,6 @@ class StaticInt8Plan:
     """Compute nodes that stay float, with the reason."""
 
 
-def _is_standard(node: ir.Node) -> bool:
-    return node.domain in ("", "ai.onnx")
-
-
 def _is_float(value: ir.Value | None) -> bool:
     """Float32, or of unknown type: calibration only returns ranges for float tensors, so an unknown one that
     turns out to be an integer simply gets no QDQ."""
@@ -91,7 +87,7 @@ def plan_static_int8(model: ir.Model, scheme: Int8Scheme = ORT_X86, exclude: Seq
     float_reasons: dict[str, str] = {}
     chosen: set[ir.Node] = set()
     for node in graph:
-        if not _is_standard(node) or node.op_type not in scheme.int8_ops:
+        if not is_standard_op(node) or node.op_type not in scheme.int8_ops:
             continue
         if is_excluded(node, exclude):
             float_reasons[_label(node)] = "excluded"
@@ -385,7 +381,7 @@ def _keep_float_layers_out_of_ort_weight_quantization(
     the ops before it that ONNX Runtime moves a DequantizeLinear across, read the float tensors instead.
     `dequantized` maps each inserted DequantizeLinear output to the float tensor it replaced."""
     for node in list(graph):
-        if (node.op_type not in ORT_WEIGHT_QUANTIZED_OPS or node in int8_compute or not _is_standard(node)
+        if (node.op_type not in ORT_WEIGHT_QUANTIZED_OPS or node in int8_compute or not is_standard_op(node)
                 or len(node.inputs) < 2 or constant_array(node.inputs[1]) is None or not _leads_to_quantize(node)):
             continue
         reader = node

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
+from optimizer.ir import is_standard_op
+
 INT8_WEIGHT_LIMIT = 127.0
 
 
@@ -64,7 +66,7 @@ def constant_array(value: ir.Value | None) -> np.ndarray | None:
     tensor = value.const_value
     if tensor is None:
         producer = value.producer()
-        if producer is None or producer.op_type != "Constant" or producer.domain not in ("", "ai.onnx"):
+        if producer is None or producer.op_type != "Constant" or not is_standard_op(producer):
             return None
         attribute = producer.attributes.get("value")
         if attribute is None:
