@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +30,16 @@ def load_npz(path: str | os.PathLike, specs: Sequence[InputSpec]) -> Feeds:
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{path}: no such inputs file")
+    return check_feeds(read_npz(path), specs, source=str(path))
+
+
+def read_npz(path: str | os.PathLike, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """The arrays of an .npz (only `names` when given), with a one-line UsageError for a damaged file."""
     try:
         with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as error:
+            return {name: archive[name] for name in (archive.files if names is None else names)}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise UsageError(f"{path}: not a readable .npz of input arrays ({error})") from None
-    return check_feeds(arrays, specs, source=str(path))
 
 
 def check_feeds(feeds: Mapping[str, np.ndarray], specs: Sequence[InputSpec], *, source: str) -> Feeds:
@@ -59,19 +63,6 @@ def check_feeds(feeds: Mapping[str, np.ndarray], specs: Sequence[InputSpec], *, 
         checked[spec.name] = array
     return checked
 
-
-def first_sample(calibration: object, specs: Sequence[InputSpec]) -> Feeds:
-    """One set of inputs from calibration data: an .npz path, a mapping of arrays, or an iterable of those."""
-    if isinstance(calibration, (str, os.PathLike)):
-        return load_npz(calibration, specs)
-    if isinstance(calibration, Mapping):
-        return check_feeds(calibration, specs, source="calibration data")
-    if isinstance(calibration, Iterable):
-        for sample in calibration:
-            return first_sample(sample, specs)
-        raise UsageError("calibration data is empty")
-    raise UsageError(f"calibration data must be an .npz path, a dict of arrays or an iterable of dicts, "
-                     f"not {type(calibration).__name__}")
 
 
 def resolve_shape(

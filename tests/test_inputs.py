@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from optimizer.errors import UsageError
-from optimizer.inputs import DEFAULT_DYNAMIC_DIM, first_sample, generate_inputs, load_npz
+from optimizer.inputs import DEFAULT_DYNAMIC_DIM, generate_inputs, load_npz
 from optimizer.ir import InputSpec
 
 
@@ -46,13 +46,6 @@ def test_npz_is_checked_against_the_specs(tmp_path):
     with pytest.raises(UsageError, match="not a readable .npz"):
         load_npz(path, specs)
 
-
-def test_first_sample_of_calibration_data():
-    specs = _specs()[:1]
-    samples = [{"input_ids": np.zeros((1, 4), np.int64)}, {"input_ids": np.ones((1, 4), np.int64)}]
-    assert first_sample(samples, specs)["input_ids"].sum() == 0
-    with pytest.raises(UsageError, match="empty"):
-        first_sample([], specs)
 
 
 def test_a_shape_given_for_one_input_sizes_the_dims_it_shares():

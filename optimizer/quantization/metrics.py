@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import importlib
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from optimizer.errors import UsageError
+from optimizer.inputs import read_npz
 
 LABELS_KEY = "labels"
 
@@ -49,11 +49,7 @@ def resolve_metric(spec: str):
 def load_eval_data(path: str | os.PathLike) -> tuple[list[dict[str, np.ndarray]], np.ndarray]:
     """Samples and labels from an .npz: each input stacked along a first axis, plus a 'labels' array."""
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as error:
-        raise UsageError(f"{path}: not a readable .npz ({error})") from None
+    arrays = read_npz(path)
     if LABELS_KEY not in arrays:
         raise UsageError(f"{path}: no '{LABELS_KEY}' array; has {', '.join(arrays) or 'nothing'}")
     labels = arrays.pop(LABELS_KEY)

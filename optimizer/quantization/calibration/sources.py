@@ -28,7 +28,7 @@ from typing import Literal
 import numpy as np
 
 from optimizer.errors import UsageError
-from optimizer.inputs import Feeds, check_feeds, generate_inputs
+from optimizer.inputs import Feeds, check_feeds, generate_inputs, read_npz
 from optimizer.ir import InputSpec
 
 logger = logging.getLogger("optimizer")
@@ -338,7 +338,7 @@ def _npz(path: Path, specs: Sequence[InputSpec], limit: int | None) -> Calibrati
     names = [spec.name for spec in specs]
 
     def samples() -> Iterator[dict[str, np.ndarray]]:
-        arrays = _read_npz(path, names)
+        arrays = read_npz(path, names)
         for index in range(count):
             yield {name: arrays[name][index] if name in stacks else arrays[name] for name in names}
 
@@ -363,14 +363,6 @@ def _npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise UsageError(f"{path}: not a readable .npz of input arrays ({error})") from None
     return headers
-
-
-def _read_npz(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {name: archive[name] for name in names}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise UsageError(f"{path}: not a readable .npz of input arrays ({error})") from None
 
 
 # --- Images ------------------------------------------------------------------------------------------------
