@@ -55,6 +55,13 @@ PIPELINES: dict[str, dict[int, tuple[Stage, ...]]] = {
         2: (CLEANUP, SIMPLIFY, FUSE, ORT_CPU),
         3: (MODERNIZE, CLEANUP, SIMPLIFY, FUSE, ORT_CPU),
     },
+    # Every other runtime (OpenVINO, TensorRT, LiteRT): standard ops only, nothing tuned to ORT's fusions.
+    "portable": {
+        0: (),
+        1: (CLEANUP,),
+        2: (CLEANUP, SIMPLIFY, FUSE),
+        3: (MODERNIZE, CLEANUP, SIMPLIFY, FUSE),
+    },
 }
 
 

@@ -42,3 +42,30 @@ def detect_host_cpu() -> HostCpu:
                 flags = frozenset(value.split())
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return HostCpu(platform.machine(), model_name, cores, flags)
+
+
+def host_cpu_profile():
+    """The `cpu` target: this machine, with the precisions its ISA computes natively."""
+    from optimizer.targets.profiles import RuntimeSupport, TargetProfile
+
+    host = detect_host_cpu()
+    precisions = ["fp32", "int8"]
+    if "avx512_bf16" in host.flags or "amx_bf16" in host.flags:
+        precisions.append("bf16")
+    if "avx512_fp16" in host.flags or "amx_fp16" in host.flags:
+        precisions.append("fp16")
+    return TargetProfile(
+        name="cpu",
+        description=f"this machine's CPU ({host.model_name}, {host.logical_cores} logical cores)",
+        family="cpu",
+        device_type="cpu",
+        runtime="onnxruntime",
+        pipeline="onnxruntime-cpu",
+        precisions=tuple(precisions),
+        aliases=("host", "host-cpu"),
+        runtimes=(RuntimeSupport("onnxruntime", "installed"), RuntimeSupport("openvino", "installed, if present")),
+        architecture=host.architecture,
+        isa=host.relevant_isa,
+        present=True,
+        details={"model": host.model_name, "logical_cores": str(host.logical_cores)},
+    )

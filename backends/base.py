@@ -1,0 +1,131 @@
+"""The small protocol every backend follows, and the types it speaks.
+
+A backend is one runtime (ONNX Runtime, OpenVINO, TensorRT, LiteRT). hwopt asks it four things:
+
+    capabilities()                          what it is, its version here, which devices and precisions it runs
+    preflight(model, target, precision)     the nodes it cannot run as planned, and what will happen to each
+    compile(model, options, folder)         write the artifact's files for a target into `folder`
+    load(artifact, threads=None)            a session that runs the artifact here: run(feeds) -> outputs
+
+The IR passes (cleanup, quantization) run before `compile`; `compile` only does what its runtime needs on top
+(saving ORT's optimized graph, converting to OpenVINO IR, writing a TensorRT build script). The manifest and
+checksums are written by optimizer.artifact, the same for every backend.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import numpy as np
+import onnx_ir as ir
+
+from optimizer.errors import RuntimeNotAvailableError
+
+if TYPE_CHECKING:
+    from optimizer.artifact import Artifact
+    from optimizer.targets.profiles import TargetProfile
+
+Action = Literal["fallback", "decompose", "float", "error"]
+"""What happens to a node the target cannot run as planned: it runs on another device (fallback), is rewritten
+into ops the target has (decompose), stays in a higher precision (float), or cannot be compiled (error)."""
+
+
+@dataclass(frozen=True)
+class PreflightIssue:
+    """One node the target cannot run as planned."""
+
+    node: str
+    op: str
+    problem: str
+    action: Action
+    runtime: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.node} ({self.op}): {self.problem} -> {self.action}"
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    runtime: str
+    version: str | None
+    """The installed version, None when the runtime is not importable here."""
+    runs_here: bool
+    """Whether `load` can run an artifact on this machine (TensorRT needs an NVIDIA GPU)."""
+    devices: tuple[str, ...] = ()
+    """Devices present on this machine, in the runtime's names (OpenVINO: CPU, GPU, NPU)."""
+    precisions: tuple[str, ...] = ()
+    extra: str | None = None
+    """The pip extra that installs the runtime: `pip install hwopt[extra]`."""
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    target: TargetProfile
+    precision: str
+    """The precision the IR passes produced (fp32, fp16, bf16, int8, int8-dynamic, int4)."""
+    threads: int | None = None
+    device: str | None = None
+    """A runtime device name (OpenVINO's CPU/GPU/NPU), None for the target's default."""
+    shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    """Input shapes fixed by the user; dynamic inputs not named here keep their dims."""
+    shape_ranges: Mapping[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]] = field(
+        default_factory=dict)
+    """Per input (min, opt, max) shapes, for runtimes that build per-shape (TensorRT optimization profiles)."""
+    layers: Mapping[str, str] = field(default_factory=dict)
+    """Precision per layer as quantization left it (node name -> precision)."""
+
+
+@dataclass
+class Compiled:
+    """What `compile` wrote: the file that a session loads first, and runtime-specific facts for the manifest."""
+
+    entry: str
+    """Path of the main file, relative to the artifact folder (model.onnx, model.xml, ...)."""
+    runtime_version: str
+    device: str
+    details: dict[str, Any] = field(default_factory=dict)
+    """E.g. OpenVINO's inference precision, the trtexec command, ORT's optimization level."""
+    runs_here: bool = True
+    """False when the artifact needs a device this machine lacks (a TensorRT engine built on the Jetson)."""
+
+
+class Session(Protocol):
+    output_names: list[str]
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Outputs by name; runtime errors become hwopt's ModelRunError naming the model."""
+
+    def run_raw(self, feeds: Mapping[str, np.ndarray]) -> Any:
+        """The runtime's own call with no translation, for timing loops."""
+
+
+class Backend(Protocol):
+    name: str
+
+    def capabilities(self) -> Capabilities: ...
+
+    def preflight(self, model: ir.Model, target: TargetProfile, precision: str) -> list[PreflightIssue]: ...
+
+    def compile(self, model: ir.Model, options: CompileOptions, folder: Path) -> Compiled: ...
+
+    def load(self, artifact: Artifact, *, threads: int | None = None) -> Session: ...
+
+
+def import_runtime(module: str, extra: str) -> ModuleType:
+    """Import an optional runtime, or say which extra installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise RuntimeNotAvailableError(
+            f"the {extra} runtime is not installed ({error}); install it with `pip install 'hwopt[{extra}]'`"
+        ) from None
+
+
+def runtime_installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
