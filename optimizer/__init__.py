@@ -6,7 +6,7 @@
 
 import importlib.metadata
 
-from optimizer.api import Result, load, optimize, targets
+from optimizer.api import CheckResult, Result, check, load, optimize, targets
 from optimizer.errors import (
     HwoptError,
     InvalidModelError,
@@ -24,6 +24,7 @@ except importlib.metadata.PackageNotFoundError:  # running from a source tree th
     __version__ = "0+unknown"
 
 __all__ = [
+    "CheckResult",
     "HwoptError",
     "InvalidModelError",
     "ModelLoadError",
@@ -33,6 +34,7 @@ __all__ = [
     "RuntimeNotAvailableError",
     "UsageError",
     "VerificationError",
+    "check",
     "load",
     "optimize",
     "targets",

@@ -1,4 +1,4 @@
-"""The Python API: `optimize`, `load` and `targets`.
+"""The Python API: `optimize`, `check`, `load` and `targets`.
 
     import optimizer
     result = optimizer.optimize("yolov8n.onnx", target="cpu", shapes={"images": (1, 3, 320, 320)},
@@ -24,41 +24,42 @@ from typing import Any
 import onnx_ir as ir
 
 from optimizer import ir as hir
-from optimizer.backends.onnxruntime import (
-    LatencyStats,
-    compare_latency,
-    create_session,
-    runtime_version,
-)
-from optimizer.errors import HwoptError, ModelRunError, UsageError, VerificationError
+from optimizer.artifact import MANIFEST_FILE, Artifact, load_artifact
+from optimizer.backends.base import PreflightIssue
+from optimizer.build import BuildInputs, Candidate, build_candidate, choose, prepare_candidate
+from optimizer.errors import HwoptError, ModelRunError, RuntimeNotAvailableError, UsageError
 from optimizer.importers.torch_module import export_module, is_torch_module
 from optimizer.inputs import Feeds, check_feeds, generate_inputs, load_npz
-from optimizer.pipeline import DEFAULT_OPT_LEVEL, pipeline_stages, run_pipeline
-from optimizer.quantization.accuracy_budget import search_accuracy_budget
+from optimizer.pipeline import DEFAULT_OPT_LEVEL, pipeline_stages
+from optimizer.preflight import PreflightError, errors_of
 from optimizer.quantization.calibration import calibration_data
 from optimizer.quantization.options import DEFAULT_MIN_COSINE, QuantizationOptions
-from optimizer.quantization.quantize import QuantizationReport, preprocessing, quantize_model
+from optimizer.quantization.quantize import preprocessing
 from optimizer.report import ModelSummary, Report
 from optimizer.targets import DEFAULT_TARGET, TargetProfile, all_targets, get_target
-from optimizer.verify import OPTIMIZED, ORIGINAL, FidelityThresholds, Verification, verify
+from optimizer.targets.plan import Plan, check_precision, make_plan
+from optimizer.verify import ORIGINAL, FidelityThresholds, Verification, run_reference
 
 MODEL_FILE = "model.onnx"
 BUDGET_MIN_COSINE = 1e-6
 DATA_FILE = f"{MODEL_FILE}.data"
 REPORT_FILE = "report.json"
-OUTPUT_FILES = (MODEL_FILE, DATA_FILE, REPORT_FILE)
+# Files whose presence means a previous run wrote here (overwriting them needs force=True).
+OUTPUT_FILES = (MODEL_FILE, DATA_FILE, REPORT_FILE, MANIFEST_FILE)
 
 ModelSource = str | os.PathLike | ir.Model | Any  # Any: a torch.nn.Module
 
 
 @dataclass
 class Result:
-    """What `optimize` produced: the model file, the report, and the verification (None with verify=False)."""
+    """What `optimize` produced: the ONNX model, the report, the verification (None with verify=False), every
+    file written, and the artifact (the runtime's files and manifest.json, in the same folder)."""
 
     model_path: Path
     report: Report
     verification: Verification | None
     files: list[Path] = field(default_factory=list)
+    artifact: Artifact | None = None
 
 
 def targets() -> list[TargetProfile]:
@@ -95,6 +96,7 @@ def optimize(
     example_inputs: Any = None,
     precision: str | None = None,
     quantization: QuantizationOptions | None = None,
+    runtime: str | None = None,
 ) -> Result:
     """Optimize `model` for `target` and write `model.onnx` and `report.json` into `output_dir`.
 
@@ -115,17 +117,22 @@ def optimize(
         threads: ONNX Runtime intra-op threads for timing and verification (None: the runtime's default).
         force: overwrite an existing model.onnx / report.json in `output_dir`.
         example_inputs: example inputs for exporting a PyTorch module.
-        precision: "fp32" (default), "int8", "int8-dynamic", "fp16", "bf16" or "int4"; shorthand for
-            `quantization=QuantizationOptions(precision=...)`.
+        precision: "fp32", "int8", "int8-dynamic", "fp16", "bf16" or "int4"; None lets the target's plan
+            choose (e.g. INT8 on the CPU when calibration data is given, FP16 on NVIDIA GPUs).
         quantization: every quantization option (calibration method, exclusions, accuracy budget...); its
             `calibration` defaults to the `calibration` argument.
+        runtime: force one runtime ("onnxruntime", "openvino", "tensorrt") instead of the target's plan (the
+            host CPU otherwise measures ONNX Runtime and OpenVINO and keeps the faster).
 
     Raises:
         UsageError, ModelLoadError, InvalidModelError, PassError, VerificationError (all HwoptError).
     """
     started = time.perf_counter()
     profile = get_target(target)
-    options = _quantization_options(precision, quantization, calibration)
+    options, requested = _quantization_options(precision, quantization, calibration)
+    plan = make_plan(profile, requested, calibrated=options.calibration is not None, runtime=runtime)
+    options = dataclasses.replace(options, precision=plan.precision)
+    check_precision(plan)
     if min_cosine is None:
         # With an accuracy budget the budget is the criterion (its report says whether it held); verification
         # still runs and reports every output's fidelity, but does not reject the best model found.
@@ -133,7 +140,7 @@ def optimize(
         min_cosine = BUDGET_MIN_COSINE if budgeted else DEFAULT_MIN_COSINE[options.precision]
     _check_options(min_cosine, threads)
     shapes = _normalize_shapes(shapes)
-    stages = pipeline_stages(profile.pipeline, opt_level, shapes=shapes)
+    pipeline_stages(plan.pipeline_for(plan.backends[0]), opt_level, shapes=shapes)  # a bad opt level fails here
     temporary_output = output_dir is None
     output_dir = Path(tempfile.mkdtemp(prefix="hwopt-")) if temporary_output else Path(output_dir)
     created = _first_missing_ancestor(output_dir)
@@ -147,65 +154,167 @@ def optimize(
             feeds, feeds_source = _feeds(specs, shapes, inputs, options) if verify_outputs or benchmark \
                 else ({}, "none")
             original = _summary(working, original_path, original_files)
+            # Run the original only once a candidate needs it: a bad --shape should fail in its pass first.
+            reference = ReferenceOutputs(original_path, feeds, feeds_source, threads) if verify_outputs else None
             import_seconds = time.perf_counter() - started
-            pipeline_report = run_pipeline(working, stages)
-            quantization_report = _quantize(working, options, profile, threads) if options.quantized else None
-            pass_seconds = time.perf_counter() - started - import_seconds
-
+            shared = BuildInputs(original_path, plan, opt_level, shapes, options, feeds, feeds_source, reference,
+                                 FidelityThresholds(min_cosine=min_cosine), benchmark, threads,
+                                 _fidelity_advice(options))
             staging = _staging_folder(output_dir)
             try:
-                staged_model = staging / MODEL_FILE
-                staged_files = hir.save_model(working, staged_model)
-                verification, latency_original, latency_optimized = _verify_and_time(
-                    original_path, staged_model, feeds, feeds_source, verify_outputs, benchmark,
-                    FidelityThresholds(min_cosine=min_cosine), threads, _fidelity_advice(options),
-                )
+                candidates = _build_candidates(working, original_path, shared, staging)
+                chosen = choose(candidates)
+                artifact = chosen.artifact
                 report = Report(
                     source=source,
                     target=profile.name,
-                    runtime=profile.runtime,
-                    runtime_version=runtime_version(),
+                    runtime=chosen.backend,
+                    runtime_version=artifact.manifest.runtime_version,
                     opt_level=opt_level,
                     inputs=[str(spec) for spec in specs],
                     original=original,
-                    optimized=_summary(working, output_dir / MODEL_FILE, staged_files),
-                    pipeline=pipeline_report,
-                    verification=verification,
-                    latency_original=latency_original,
-                    latency_optimized=latency_optimized,
+                    optimized=_artifact_summary(artifact, output_dir),
+                    pipeline=chosen.pipeline,
+                    verification=chosen.verification,
+                    latency_original=chosen.latency_original,
+                    latency_optimized=chosen.latency,
                     threads=threads,
-                    quantization=quantization_report,
-                    seconds={"import": import_seconds, "passes": pass_seconds,
-                             "total": time.perf_counter() - started},
+                    quantization=chosen.quantization,
+                    device=artifact.manifest.device,
+                    precision=plan.precision,
+                    plan_notes=[*plan.notes, *chosen.notes],
+                    preflight=chosen.preflight,
+                    candidates=[c.summary(c is chosen) for c in candidates],
+                    artifact_files=sorted(artifact.manifest.files),
+                    seconds={"import": import_seconds, "total": time.perf_counter() - started},
                 )
-                report.write(staging / REPORT_FILE)
-                files = _publish([*staged_files, staging / REPORT_FILE], output_dir)
+                report.write(artifact.folder / REPORT_FILE)
+                files = _publish(artifact.folder, output_dir)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
     except BaseException:
         _remove_if_empty(output_dir if temporary_output else created)
         raise
-    return Result(output_dir / MODEL_FILE, report, verification, files)
+    return Result(output_dir / MODEL_FILE, report, chosen.verification, files,
+                  load_artifact(output_dir, check_files=False))
+
+
+@dataclass
+class CheckResult:
+    """What `check` found: the plan, and per runtime of the plan every node it cannot run as planned."""
+
+    plan: Plan
+    issues: dict[str, list[PreflightIssue]]
+    errors: dict[str, str] = field(default_factory=dict)
+    """Runtimes that could not be checked at all (not installed), with the reason."""
+
+    @property
+    def ok(self) -> bool:
+        """True when at least one runtime of the plan can compile the model (fallbacks allowed)."""
+        return any(not errors_of(issues) for issues in self.issues.values())
+
+
+def check(
+    model: ModelSource,
+    target: str = DEFAULT_TARGET,
+    *,
+    shapes: Mapping[str, Sequence[int]] | None = None,
+    precision: str | None = None,
+    quantization: QuantizationOptions | None = None,
+    calibration: Any = None,
+    opt_level: int = DEFAULT_OPT_LEVEL,
+    runtime: str | None = None,
+    threads: int | None = None,
+    example_inputs: Any = None,
+) -> CheckResult:
+    """Pre-flight only: plan for `target`, run the passes and quantization in memory, and list every node the
+    target cannot run as planned. Nothing is written."""
+    profile = get_target(target)
+    options, requested = _quantization_options(precision, quantization, calibration)
+    plan = make_plan(profile, requested, calibrated=options.calibration is not None, runtime=runtime)
+    options = dataclasses.replace(options, precision=plan.precision)
+    check_precision(plan)
+    shapes = _normalize_shapes(shapes)
+    result = CheckResult(plan, {})
+    with tempfile.TemporaryDirectory(prefix="hwopt-original-") as scratch:
+        original_path, working, _ = _import(model, example_inputs, Path(scratch))
+        for index, backend in enumerate(plan.backends):
+            copy = working if index == len(plan.backends) - 1 else hir.load_model(original_path)
+            try:
+                candidate = prepare_candidate(copy, backend, plan, opt_level, shapes, options, threads)
+            except RuntimeNotAvailableError as error:
+                result.errors[backend] = str(error)
+                continue
+            result.issues[backend] = candidate.preflight
+    return result
+
+
+def _build_candidates(working: ir.Model, original_path: Path, shared: BuildInputs,
+                      staging: Path) -> list[Candidate]:
+    """One candidate per runtime of the plan. With several, a runtime that cannot take the model (pre-flight
+    errors) is recorded and the others go on; with one, its pre-flight error is the run's error."""
+    backends = shared.plan.backends
+    candidates = []
+    for index, backend in enumerate(backends):
+        model = working if index == len(backends) - 1 else hir.load_model(original_path)
+        try:
+            candidates.append(build_candidate(model, backend, shared, staging / backend))
+        except (PreflightError, RuntimeNotAvailableError) as error:
+            if len(backends) == 1:
+                raise
+            candidates.append(Candidate(backend, error=error))
+    return candidates
+
+
+class ReferenceOutputs:
+    """The original model's outputs on the run's inputs, computed on first use and kept."""
+
+    def __init__(self, original_path: Path, feeds: Feeds, feeds_source: str, threads: int | None) -> None:
+        self._args = (original_path, feeds, feeds_source, threads)
+        self._outputs: dict[str, Any] | None = None
+
+    def get(self) -> dict[str, Any]:
+        if self._outputs is None:
+            self._outputs = _run_original(*self._args)
+        return self._outputs
+
+
+def _run_original(original_path: Path, feeds: Feeds, feeds_source: str, threads: int | None) -> dict[str, Any]:
+    try:
+        return run_reference(original_path, feeds, label=ORIGINAL, threads=threads)
+    except ModelRunError as error:
+        if error.phase == "run" and feeds_source == "generated":
+            raise ModelRunError(
+                f"{error}; the generated inputs may not suit this model: give real ones with "
+                "--inputs FILE.npz (inputs=...) or fix shapes with --shape (shapes=...)",
+                which=error.which, phase=error.phase,
+            ) from None
+        raise
+
+
+def _artifact_summary(artifact: Artifact, output_dir: Path) -> ModelSummary:
+    """The artifact's size on disk and the graph of its ONNX model (what every runtime here compiles from)."""
+    onnx_path = artifact.folder / MODEL_FILE
+    model = hir.load_model(onnx_path)
+    return ModelSummary(
+        path=str(output_dir / artifact.manifest.entry),
+        size_bytes=artifact.size_bytes,
+        nodes=hir.count_nodes(model),
+        op_histogram=hir.op_histogram(model),
+        opset=hir.default_opset_version(model),
+    )
 
 
 def _quantization_options(precision: str | None, options: QuantizationOptions | None,
-                          calibration: Any) -> QuantizationOptions:
+                          calibration: Any) -> tuple[QuantizationOptions, str | None]:
+    """The quantization options, and the precision the caller asked for (None: the target's plan decides)."""
     if options is None:
-        return QuantizationOptions(precision=precision or "fp32", calibration=calibration)
+        return QuantizationOptions(calibration=calibration), precision
     if not isinstance(options, QuantizationOptions):
         raise UsageError(f"quantization must be a QuantizationOptions, not {type(options).__name__}")
-    if precision is not None:
-        options = dataclasses.replace(options, precision=precision)
     if options.calibration is None and calibration is not None:
         options = dataclasses.replace(options, calibration=calibration)
-    return options
-
-
-def _quantize(model: ir.Model, options: QuantizationOptions, profile: TargetProfile,
-              threads: int | None) -> QuantizationReport:
-    if options.max_accuracy_drop is not None:
-        return search_accuracy_budget(model, options, runtime=profile.runtime, threads=threads)
-    return quantize_model(model, options, runtime=profile.runtime, threads=threads)
+    return options, precision or options.precision
 
 
 def _fidelity_advice(options: QuantizationOptions) -> str:
@@ -222,34 +331,6 @@ def _check_options(min_cosine: float, threads: int | None) -> None:
         raise UsageError(f"min_cosine must be a number in (0, 1], not {min_cosine!r}")
     if threads is not None and (not isinstance(threads, int) or threads <= 0):
         raise UsageError(f"threads must be a positive integer, not {threads!r}")
-
-
-def _verify_and_time(
-    original: Path, optimized: Path, feeds: Feeds, feeds_source: str, verify_outputs: bool, benchmark: bool,
-    thresholds: FidelityThresholds, threads: int | None, advice: str = "",
-) -> tuple[Verification | None, LatencyStats | None, LatencyStats | None]:
-    verification = latency_original = latency_optimized = None
-    try:
-        if verify_outputs:
-            verification = verify(original, optimized, feeds, inputs_source=feeds_source,
-                                  thresholds=thresholds, threads=threads)
-            if not verification.passed:
-                raise VerificationError(verification.failure_message() + advice)
-        if benchmark:
-            latency_original, latency_optimized = compare_latency(
-                create_session(original, threads=threads, label=ORIGINAL),
-                create_session(optimized, threads=threads, label=OPTIMIZED),
-                feeds,
-            )
-    except ModelRunError as error:
-        if error.which == ORIGINAL and error.phase == "run" and feeds_source == "generated":
-            raise ModelRunError(
-                f"{error}; the generated inputs may not suit this model: give real ones with "
-                "--inputs FILE.npz (inputs=...) or fix shapes with --shape (shapes=...)",
-                which=error.which, phase=error.phase,
-            ) from None
-        raise
-    return verification, latency_original, latency_optimized
 
 
 def _first_missing_ancestor(folder: Path) -> Path | None:
@@ -360,14 +441,27 @@ def _feeds(specs, shapes, inputs, options: QuantizationOptions) -> tuple[Feeds, 
     return generate_inputs(specs, shapes), "generated"
 
 
-def _publish(staged_files: Sequence[Path], output_dir: Path) -> list[Path]:
-    """Move the verified files into place (data, model, report) and drop a stale data file of an older run."""
+def _publish(staged: Path, output_dir: Path) -> list[Path]:
+    """Move the verified artifact's files into place, the manifest and report last, and drop files of an
+    earlier artifact in `output_dir` that this one does not have (_check_output required force for that)."""
+    previous = _previous_artifact_files(output_dir)
+    names = sorted(p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file())
+    names.sort(key=lambda name: name in (MANIFEST_FILE, REPORT_FILE))
     published = []
-    for staged in staged_files:
-        destination = output_dir / staged.name
-        os.replace(staged, destination)
+    for name in names:
+        destination = output_dir / name
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged / name, destination)
         published.append(destination)
-    stale = output_dir / DATA_FILE
-    if stale.exists() and stale not in published:  # from an earlier run; _check_output required --force
-        stale.unlink()
+    for stale in previous - set(names):
+        (output_dir / stale).unlink(missing_ok=True)
     return published
+
+
+def _previous_artifact_files(output_dir: Path) -> set[str]:
+    files = {DATA_FILE} if (output_dir / DATA_FILE).exists() else set()
+    try:
+        files |= set(load_artifact(output_dir, check_files=False).manifest.files)
+    except HwoptError:
+        pass  # no artifact there, or an unreadable manifest: nothing of it is removed
+    return {name for name in files if (output_dir / name).resolve().is_relative_to(output_dir.resolve())}

@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +120,7 @@ def write_manifest(folder: str | os.PathLike, manifest: Manifest) -> Artifact:
     if manifest.entry not in manifest.files:
         raise ArtifactError(f"{folder}: the backend did not write its entry file '{manifest.entry}'")
     manifest.hwopt_version = manifest.hwopt_version or __version__
-    manifest.created = manifest.created or datetime.now(timezone.utc).isoformat(timespec="seconds")
+    manifest.created = manifest.created or datetime.now(UTC).isoformat(timespec="seconds")
     temporary = folder / f".{MANIFEST_FILE}.tmp-{os.getpid()}"
     temporary.write_text(manifest.to_json() + "\n", encoding="utf-8")
     os.replace(temporary, folder / MANIFEST_FILE)

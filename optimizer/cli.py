@@ -2,6 +2,7 @@
 
     optimize MODEL.onnx [--target cpu] [-o OUT] [-O 0-3] [--shape NAME=1x3x320x320] [--inputs X.npz] ...
     optimize targets [NAME]
+    optimize check MODEL.onnx --target jetson [--precision int8] [--shape ...]
 
 Errors print as one line on stderr (`optimize: error: ...`) with exit code 2 for usage mistakes and 1 for
 failures; `--debug` adds the traceback.
@@ -95,15 +96,12 @@ def _common_flags(parser: argparse.ArgumentParser) -> None:
 
 def build_optimize_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Optimize an ONNX model for a target device, verify it and "
-                     "report how it changed. Other commands: `optimize targets [NAME]`.")
+                     "report how it changed. Other commands: `optimize targets [NAME]`, "
+                     "`optimize check MODEL --target X`.")
     parser.add_argument("--version", action="version", version=f"hwopt {_version()}")
     parser.add_argument("model", help="the ONNX model to optimize (never modified)")
-    parser.add_argument("--target", "-t", default="cpu", help="device profile (default: cpu; see `optimize targets`)")
+    _target_flags(parser)
     parser.add_argument("--output", "-o", type=Path, help="output directory (default: ./<model name>-hwopt)")
-    parser.add_argument("--opt-level", "-O", type=_opt_level, default=2, metavar="O0-O3",
-                        help="O0 verify only, O1 cleanup, O2 (default) + simplify and fuse, O3 + opset upgrade")
-    parser.add_argument("--shape", action="append", type=parse_shape, default=[], metavar="NAME=DIMS",
-                        help="fix an input's dynamic dims, e.g. images=1x3x320x320 (repeatable)")
     parser.add_argument("--inputs", type=Path, metavar="FILE.npz", help="real inputs for verification and timing")
     parser.add_argument("--no-verify", action="store_true", help="skip the numerical check (huge models)")
     parser.add_argument("--min-cosine", type=_cosine, metavar="C",
@@ -117,10 +115,24 @@ def build_optimize_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _target_flags(parser: argparse.ArgumentParser) -> None:
+    from optimizer.backends.registry import BUILT
+
+    parser.add_argument("--target", "-t", default="cpu", help="device profile (default: cpu; see `optimize targets`)")
+    parser.add_argument("--runtime", choices=BUILT,
+                        help="force one runtime instead of the target's plan (the cpu target measures "
+                        "onnxruntime and openvino and keeps the faster)")
+    parser.add_argument("--opt-level", "-O", type=_opt_level, default=2, metavar="O0-O3",
+                        help="O0 verify only, O1 cleanup, O2 (default) + simplify and fuse, O3 + opset upgrade")
+    parser.add_argument("--shape", action="append", type=parse_shape, default=[], metavar="NAME=DIMS",
+                        help="fix an input's dynamic dims, e.g. images=1x3x320x320 (repeatable)")
+
+
 def _quantization_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("quantization")
-    group.add_argument("--precision", "-p", choices=PRECISIONS, default="fp32",
-                       help="fp32 (default), int8 (static, calibrated), int8-dynamic, fp16, bf16, int4 (weights)")
+    group.add_argument("--precision", "-p", choices=PRECISIONS,
+                       help="fp32, int8 (static, calibrated), int8-dynamic, fp16, bf16, int4 (weights); default: "
+                       "the target's plan (cpu: int8 with --calibration, else fp32; NVIDIA: fp16)")
     group.add_argument("--calibration", metavar="PATH",
                        help="calibration data: an .npz of inputs (stacked along a first axis) or a folder of images")
     group.add_argument("--preprocess", metavar="SPEC",
@@ -143,6 +155,18 @@ def _quantization_flags(parser: argparse.ArgumentParser) -> None:
                        + ", ".join(BUILTIN_METRICS))
     group.add_argument("--eval-data", type=Path, metavar="FILE.npz",
                        help="labeled evaluation data for --metric: stacked inputs plus a 'labels' array")
+
+
+def build_check_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=f"{PROG} check", description="Pre-flight: list every node the target cannot run as "
+                     "planned (unsupported op, dynamic shape on an NPU, precision the device lacks) and what will "
+                     "happen to it. Writes nothing; exits 1 when no runtime of the plan can compile the model.")
+    parser.add_argument("model", help="the ONNX model to check")
+    _target_flags(parser)
+    _quantization_flags(parser)
+    parser.add_argument("--threads", type=_positive_int, help="ONNX Runtime intra-op threads (calibration)")
+    _common_flags(parser)
+    return parser
 
 
 def build_targets_parser() -> argparse.ArgumentParser:
@@ -174,6 +198,7 @@ def run_optimize(args: argparse.Namespace) -> int:
         threads=args.threads,
         force=args.force,
         quantization=_quantization_options(args),
+        runtime=args.runtime,
     )
     quantization = result.report.quantization
     if quantization is not None and not args.json:
@@ -214,27 +239,46 @@ def _quantization_options(args: argparse.Namespace):
 
 def run_targets(args: argparse.Namespace) -> int:
     from optimizer.targets import all_targets, get_target
+    from optimizer.targets.render import render_target, render_target_list
 
     if args.name:
         profile = get_target(args.name)
-        if args.json:
-            print(json.dumps(asdict(profile), indent=2))
-        else:
-            for key, value in asdict(profile).items():
-                shown = ", ".join(value) if isinstance(value, (list, tuple)) else value
-                print(f"{key:12} {shown}")
+        print(json.dumps(asdict(profile), indent=2) if args.json else render_target(profile))
         return 0
     profiles = all_targets()
-    if args.json:
-        print(json.dumps([asdict(p) for p in profiles], indent=2))
-    else:
-        for profile in profiles:
-            aliases = f" (aliases: {', '.join(profile.aliases)})" if profile.aliases else ""
-            print(f"{profile.name:18} {profile.description}{aliases}")
+    print(json.dumps([asdict(p) for p in profiles], indent=2) if args.json else render_target_list(profiles))
     return 0
 
 
-COMMANDS = {"targets": (build_targets_parser, run_targets)}
+def run_check(args: argparse.Namespace) -> int:
+    from optimizer.api import check
+    from optimizer.preflight import errors_of, render_issues
+
+    shapes = dict(args.shape)
+    result = check(Path(args.model), target=args.target, shapes=shapes, quantization=_quantization_options(args),
+                   opt_level=args.opt_level, runtime=args.runtime, threads=args.threads)
+    if args.json:
+        print(json.dumps({"target": result.plan.target.name, "precision": result.plan.precision,
+                          "ok": result.ok, "notes": list(result.plan.notes), "not_checked": result.errors,
+                          "issues": {b: [asdict(i) for i in issues] for b, issues in result.issues.items()}},
+                         indent=2))
+    elif not args.quiet:
+        plan = result.plan
+        print(f"{args.model} on {plan.target.name}: {plan.precision}, runtime "
+              f"{' or '.join(plan.backends)}")
+        for note in plan.notes:
+            print(f"plan: {note}")
+        for backend, issues in result.issues.items():
+            errors = len(errors_of(issues))
+            verdict = "cannot compile" if errors else "compiles"
+            print(f"\n{backend}: {verdict} ({len(issues)} issue(s), {errors} error(s))")
+            print("\n".join(render_issues(issues)))
+        for backend, reason in result.errors.items():
+            print(f"\n{backend}: not checked: {reason}")
+    return 0 if result.ok else 1
+
+
+COMMANDS = {"targets": (build_targets_parser, run_targets), "check": (build_check_parser, run_check)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

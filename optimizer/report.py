@@ -11,12 +11,13 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from optimizer.backends.base import PreflightIssue
 from optimizer.backends.onnxruntime import LatencyStats
 from optimizer.pipeline import PipelineReport
 from optimizer.quantization.quantize import QuantizationReport
 from optimizer.verify import Verification
 
-REPORT_SCHEMA_VERSION = 2  # 2: adds `quantization`
+REPORT_SCHEMA_VERSION = 3  # 2: adds `quantization`; 3: adds the plan, pre-flight, candidates and artifact
 
 
 @dataclass
@@ -44,6 +45,13 @@ class Report:
     latency_optimized: LatencyStats | None = None
     threads: int | None = None
     quantization: QuantizationReport | None = None
+    device: str = "CPU"
+    precision: str = "fp32"
+    plan_notes: list[str] = field(default_factory=list)
+    preflight: list[PreflightIssue] = field(default_factory=list)
+    candidates: list[dict] = field(default_factory=list)
+    """Every runtime tried: version, latency, fidelity, whether it verified and was chosen, or its error."""
+    artifact_files: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     schema_version: int = REPORT_SCHEMA_VERSION
 
@@ -80,8 +88,11 @@ def render_table(report: Report) -> str:
     """A plain-text summary for the terminal."""
     lines = [
         f"hwopt  {report.source} -> {report.optimized.path}",
-        f"target {report.target} ({report.runtime} {report.runtime_version}, O{report.opt_level}"
-        + (f", {report.threads} threads" if report.threads else "") + ")",
+        f"target {report.target} ({report.runtime} {report.runtime_version} on {report.device}, "
+        f"{report.precision}, O{report.opt_level}" + (f", {report.threads} threads" if report.threads else "") + ")",
+        *(f"plan: {note}" for note in report.plan_notes),
+        *_render_candidates(report.candidates),
+        *(f"pre-flight: {issue}" for issue in report.preflight),
         "",
         f"{'':24}{'original':>12}{'optimized':>12}",
     ]
@@ -117,6 +128,21 @@ def render_table(report: Report) -> str:
 
 
 MAX_FLOAT_LAYERS_SHOWN = 12
+
+
+def _render_candidates(candidates: list[dict]) -> list[str]:
+    if len(candidates) < 2:
+        return []
+    lines = []
+    for c in candidates:
+        if c["error"]:
+            outcome = f"not used: {c['error']}"
+        else:
+            latency = f"{c['latency_ms']:.3f} ms" if c["latency_ms"] is not None else "not timed"
+            cosine = f", cosine {c['worst_cosine']:.5f}" if c["worst_cosine"] is not None else ""
+            outcome = f"{latency}{cosine}" + ("  <- chosen" if c["chosen"] else "")
+        lines.append(f"candidate {c['runtime']:12} {outcome}")
+    return lines
 
 
 def render_quantization(quantization: QuantizationReport) -> list[str]:

@@ -126,6 +126,17 @@ def verify(
     """Compare the two models on `feeds`. Outputs are matched by name; a missing output fails."""
     expected = run_reference(original, feeds, label=ORIGINAL, threads=threads)
     actual = run_reference(optimized, feeds, label=OPTIMIZED, threads=threads)
+    return compare_runs(expected, actual, inputs_source=inputs_source, thresholds=thresholds)
+
+
+def compare_runs(
+    expected: Mapping[str, object],
+    actual: Mapping[str, object],
+    *,
+    inputs_source: str,
+    thresholds: FidelityThresholds = FidelityThresholds(),
+) -> Verification:
+    """Compare outputs already computed (the original's in ONNX Runtime, the artifact's in its runtime)."""
     missing = [name for name in expected if name not in actual]
     if missing:
         raise VerificationError(f"the optimized model lost output(s) {', '.join(missing)}")

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import optimizer
+from optimizer.artifact import load_artifact
 from optimizer.errors import UsageError, VerificationError
 from optimizer.examples.make_demo_model import build_demo_model
 from optimizer.ir import load_model, op_histogram, save_model
@@ -25,12 +26,15 @@ def test_optimize_writes_a_verified_faster_or_equal_model_and_a_report(demo_path
     optimized = op_histogram(load_model(result.model_path))
     assert "BatchNormalization" not in optimized and "HardSwish" in optimized and "Gemm" in optimized
     report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert report["schema_version"] == 2
+    assert report["schema_version"] == 3
     assert report["quantization"] is None
     assert report["original"]["nodes"] > report["optimized"]["nodes"]
     assert report["latency_original"]["median_ms"] > 0 and report["speedup"] > 0
     assert report["verification"]["outputs"][0]["name"] == "logits"
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model.onnx", "report.json"]
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == sorted([*result.artifact.manifest.files, "manifest.json", "report.json"])
+    assert "model.onnx" in written
+    assert load_artifact(tmp_path / "out").manifest.runtime == report["runtime"]
 
 
 def test_shapes_fix_the_batch_and_fold_the_shape_arithmetic(demo_path, tmp_path):
@@ -66,10 +70,12 @@ def test_existing_output_needs_force_and_input_is_never_the_output(demo_path, tm
 def test_failed_verification_leaves_no_model(demo_path, tmp_path, monkeypatch):
     from optimizer import api
 
-    def corrupting_verify(*args, **kwargs):
+    from optimizer import build
+
+    def corrupting_compare(*args, **kwargs):
         raise VerificationError("the optimized model does not match the original")
 
-    monkeypatch.setattr(api, "verify", corrupting_verify)
+    monkeypatch.setattr(build, "compare_runs", corrupting_compare)
     out = tmp_path / "never"
     with pytest.raises(VerificationError):
         optimizer.optimize(demo_path, output_dir=out)

@@ -24,7 +24,8 @@ Metric = Callable[[list[dict[str, Any]], Any], float]
 
 @dataclass(frozen=True)
 class QuantizationOptions:
-    precision: str = "fp32"
+    precision: str | None = None
+    """None: the target's plan decides (e.g. INT8 on the CPU when calibration data is given)."""
     calibration: Any = None
     """An .npz path, a folder of images, an iterable of input dicts, one dict, or None (generated, warned)."""
     preprocessing: Any = None
@@ -46,7 +47,7 @@ class QuantizationOptions:
     labels: Any = None
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
+        if self.precision is not None and self.precision not in PRECISIONS:
             raise UsageError(f"unknown precision '{self.precision}'; choose one of {', '.join(PRECISIONS)}")
         if self.calibration_method not in RANGE_METHODS:
             raise UsageError(f"unknown calibration method '{self.calibration_method}'; "
@@ -64,4 +65,4 @@ class QuantizationOptions:
 
     @property
     def quantized(self) -> bool:
-        return self.precision != "fp32"
+        return self.precision not in (None, "fp32")

@@ -40,7 +40,7 @@ class TargetProfile:
     name: str
     description: str
     family: str
-    """cpu, intel, nvidia, jetson or edge: the file under families/ that defines it."""
+    """cpu (the host), x86, intel, nvidia, jetson or edge: the file under families/ that defines it."""
     device_type: str
     """cpu, gpu or npu."""
     runtime: str

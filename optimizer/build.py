@@ -1,0 +1,178 @@
+"""One candidate artifact: passes for its runtime, pre-flight, quantization, compile, manifest, verify, time.
+
+`optimize` builds one candidate per runtime of the plan (two on the host CPU: ONNX Runtime and OpenVINO) and
+keeps the fastest that verifies. Each candidate starts from its own copy of the imported model, because the
+pipeline and the INT8 scheme depend on the runtime (ORT fuses QDQ around outputs, OpenVINO around inputs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import onnx_ir as ir
+
+from optimizer import ir as hir
+from optimizer.artifact import Artifact, Manifest, model_io_specs, write_manifest
+from optimizer.backends.base import CompileOptions, PreflightIssue, Session
+from optimizer.backends.onnxruntime import LatencyStats, compare_latency, create_session
+from optimizer.backends.registry import get_backend
+from optimizer.errors import HwoptError, ModelRunError, VerificationError
+from optimizer.inputs import Feeds
+from optimizer.pipeline import PipelineReport, pipeline_stages, run_pipeline
+from optimizer.preflight import preflight, raise_on_errors
+from optimizer.quantization.accuracy_budget import search_accuracy_budget
+from optimizer.quantization.options import QuantizationOptions
+from optimizer.quantization.quantize import QuantizationReport, quantize_model
+from optimizer.quantization.schemes import COMPUTE_OPS
+from optimizer.targets.plan import Plan
+from optimizer.verify import OPTIMIZED, FidelityThresholds, Verification, compare_runs
+
+PROXY_NOTE = ("verified in ONNX Runtime on the exported ONNX: {runtime} does not run on this machine; "
+              "build and check the engine on the device")
+
+
+@dataclass
+class Candidate:
+    backend: str
+    pipeline: PipelineReport | None = None
+    quantization: QuantizationReport | None = None
+    preflight: list[PreflightIssue] = field(default_factory=list)
+    artifact: Artifact | None = None
+    verification: Verification | None = None
+    latency_original: LatencyStats | None = None
+    latency: LatencyStats | None = None
+    error: HwoptError | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def usable(self) -> bool:
+        return self.error is None and self.artifact is not None
+
+    def summary(self, chosen: bool) -> dict[str, Any]:
+        manifest = self.artifact.manifest if self.artifact else None
+        return {
+            "runtime": self.backend,
+            "runtime_version": manifest.runtime_version if manifest else None,
+            "device": manifest.device if manifest else None,
+            "details": manifest.details if manifest else {},
+            "latency_ms": self.latency.median_ms if self.latency else None,
+            "original_latency_ms": self.latency_original.median_ms if self.latency_original else None,
+            "worst_cosine": self.verification.worst_cosine if self.verification else None,
+            "passed": self.usable and (self.verification is None or self.verification.passed),
+            "chosen": chosen,
+            "error": str(self.error) if self.error else None,
+        }
+
+
+@dataclass(frozen=True)
+class BuildInputs:
+    """What every candidate of one run shares."""
+
+    original_path: Path
+    plan: Plan
+    opt_level: int
+    shapes: Mapping[str, tuple[int, ...]]
+    quantization: QuantizationOptions
+    feeds: Feeds
+    feeds_source: str
+    reference: Any
+    """The original model's outputs on `feeds`, from `reference.get()` (None: verification off)."""
+    thresholds: FidelityThresholds
+    benchmark: bool
+    threads: int | None
+    advice: str = ""
+
+
+def prepare_candidate(model: ir.Model, backend: str, plan: Plan, opt_level: int,
+                      shapes: Mapping[str, tuple[int, ...]], quantization: QuantizationOptions,
+                      threads: int | None) -> Candidate:
+    """Passes and quantization for `backend`, in place, then pre-flight of the result (nothing written)."""
+    candidate = Candidate(backend)
+    candidate.pipeline = run_pipeline(model, pipeline_stages(plan.pipeline_for(backend), opt_level, shapes=shapes))
+    if quantization.quantized:
+        candidate.quantization = _quantize(model, quantization, backend, threads)
+    candidate.preflight = preflight(model, plan, backend)
+    return candidate
+
+
+def build_candidate(model: ir.Model, backend: str, shared: BuildInputs, folder: Path) -> Candidate:
+    """Build `backend`'s artifact from `model` (modified in place) into `folder`. Pre-flight errors raise;
+    a candidate that fails to verify or run is returned with `error` set, so another runtime can still win."""
+    plan = shared.plan
+    candidate = prepare_candidate(model, backend, plan, shared.opt_level, shared.shapes, shared.quantization,
+                                  shared.threads)
+    raise_on_errors(candidate.preflight, plan, backend)
+    layers = _layer_precisions(model, plan.precision, candidate.quantization)
+    runtime = get_backend(backend)
+    compiled = runtime.compile(model, CompileOptions(plan.target, plan.precision, shared.threads, plan.device,
+                                                     dict(shared.shapes), layers=layers), folder)
+    inputs, outputs = model_io_specs(model)
+    candidate.artifact = write_manifest(folder, Manifest(
+        target=plan.target.name, runtime=backend, runtime_version=compiled.runtime_version,
+        device=compiled.device, precision=plan.precision, entry=compiled.entry, inputs=inputs,
+        outputs=outputs, layers=dict(layers), details=compiled.details, runs_here=compiled.runs_here))
+    try:
+        session = _session(runtime, candidate, shared.threads)
+        _verify(candidate, session, shared)
+        if shared.benchmark and compiled.runs_here:
+            original = create_session(shared.original_path, threads=shared.threads, label="original model")
+            candidate.latency_original, candidate.latency = compare_latency(original, session, shared.feeds)
+    except HwoptError as error:
+        candidate.error = error
+    return candidate
+
+
+def _layer_precisions(model: ir.Model, precision: str,
+                      quantization: QuantizationReport | None) -> dict[str, str]:
+    """Every compute layer's precision: what quantization recorded, else the plan's precision."""
+    recorded = quantization.layers if quantization else {}
+    return {
+        node.name: recorded.get(node.name, precision if quantization is None else "fp32")
+        for node in hir.all_nodes(model)
+        if node.op_type in COMPUTE_OPS and node.name
+    } | recorded
+
+
+def _quantize(model: ir.Model, options: QuantizationOptions, backend: str,
+              threads: int | None) -> QuantizationReport:
+    # Runtimes without an INT8 scheme of their own (a fallback for LiteRT) take ONNX Runtime's.
+    runtime = backend if backend in ("onnxruntime", "openvino", "tensorrt") else "onnxruntime"
+    if options.max_accuracy_drop is not None:
+        return search_accuracy_budget(model, options, runtime=runtime, threads=threads)
+    return quantize_model(model, options, runtime=runtime, threads=threads)
+
+
+def _session(runtime, candidate: Candidate, threads: int | None) -> Session:
+    artifact = candidate.artifact
+    if artifact.manifest.runs_here:
+        return runtime.load(artifact, threads=threads)
+    candidate.notes.append(PROXY_NOTE.format(runtime=candidate.backend))
+    return create_session(artifact.folder / "model.onnx", threads=threads, label=OPTIMIZED)
+
+
+def _verify(candidate: Candidate, session: Session, shared: BuildInputs) -> None:
+    if shared.reference is None:
+        return
+    expected = shared.reference.get()  # the original first: its failure explains the artifact's
+    try:
+        actual = session.run(shared.feeds)
+    except ModelRunError as error:
+        raise ModelRunError(f"{candidate.backend}: {error}", which=error.which, phase=error.phase) from None
+    candidate.verification = compare_runs(expected, actual, inputs_source=shared.feeds_source,
+                                          thresholds=shared.thresholds)
+    if not candidate.verification.passed:
+        raise VerificationError(f"{candidate.backend}: " + candidate.verification.failure_message()
+                                + shared.advice)
+
+
+def choose(candidates: list[Candidate]) -> Candidate:
+    """The fastest candidate that verified; without timings, the plan's first that verified; if none did,
+    the first candidate's error is raised."""
+    usable = [c for c in candidates if c.usable]
+    if not usable:
+        raise candidates[0].error
+    timed = [c for c in usable if c.latency is not None]
+    return min(timed, key=lambda c: c.latency.median_ms) if timed else usable[0]
