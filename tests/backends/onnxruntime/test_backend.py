@@ -1,8 +1,8 @@
 import numpy as np
-
-from optimizer.artifact import Manifest, load_artifact, model_io_specs, write_manifest
 from optimizer.backends.base import CompileOptions
 from optimizer.backends.onnxruntime import OnnxRuntimeBackend
+
+from optimizer.artifact import Manifest, load_artifact, model_io_specs, write_manifest
 from optimizer.examples.make_demo_model import build_demo_model
 from optimizer.ir import load_model, save_model
 from optimizer.targets import get_target
