@@ -54,7 +54,8 @@ def yolo_int8(tmp_path_factory):
     calibration = zoo.yolov8n_calibration(320)  # the five photos, as the issue asks
     out = tmp_path_factory.mktemp("yolo-int8")
     result = optimizer.optimize(path, shapes=YOLO_SHAPES, output_dir=out, threads=THREADS, benchmark=False,
-                                quantization=QuantizationOptions(precision="int8", calibration=calibration))
+                                quantization=QuantizationOptions(precision="int8", calibration=calibration),
+                                runtime="onnxruntime")
     return path, calibration, result
 
 
@@ -112,7 +113,7 @@ def test_minilm_dynamic_int8_against_fp32(benchmark, tmp_path):
     feeds = zoo.minilm_inputs()
     result = optimizer.optimize(path, shapes={name: array.shape for name, array in feeds.items()},
                                 inputs=feeds, output_dir=tmp_path, threads=THREADS, benchmark=False,
-                                precision="int8-dynamic")
+                                precision="int8-dynamic", runtime="onnxruntime")
     fp32 = create_session(path, threads=THREADS, label="fp32")
     ours = create_session(result.model_path, threads=THREADS, label="hwopt int8-dynamic")
     ratio, fp32_ms, ours_ms = _median_ratio(fp32, ours, feeds)

@@ -20,11 +20,13 @@ def test_quantizes_and_verifies(name, precision, tmp_path):
         # run must fail verification with advice, not write a broken model.
         with pytest.raises(VerificationError, match="int8-dynamic"):
             optimizer.optimize(path, shapes=model.shapes, inputs=feeds, output_dir=tmp_path, benchmark=False,
-                               threads=2, quantization=QuantizationOptions(precision=precision, calibration=[feeds]))
+                               threads=2, quantization=QuantizationOptions(precision=precision, calibration=[feeds]),
+                               runtime="onnxruntime")
         assert not (tmp_path / "model.onnx").exists()
         return
     result = optimizer.optimize(path, shapes=model.shapes, inputs=feeds, output_dir=tmp_path, benchmark=False,
-                                threads=2, quantization=QuantizationOptions(precision=precision, calibration=[feeds]))
+                                threads=2, quantization=QuantizationOptions(precision=precision, calibration=[feeds]),
+                                runtime="onnxruntime")
     quantization = result.report.quantization
     assert result.verification.passed
     assert quantization.precision == precision
