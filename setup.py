@@ -61,11 +61,15 @@ class CMakeBuild(build_ext):
 # conformance test): passes reach into a few of its private modules and work around two of its bugs.
 ONNX = ["onnx>=1.16", "onnx-ir>=1.1,<2", "onnxscript>=0.7.2,<0.8", "onnxruntime>=1.20", "numpy>=1.26"]
 TORCH = ["torch==2.13.0"]
-OPENVINO = ["openvino>=2025.0"]
+OPENVINO = ["openvino>=2025.0", "nncf>=2.14"]
 TFLITE = ["ai-edge-litert>=1.2", "flatbuffers>=24"]
 # NVIDIA's TensorRT (10.x/11.x); its wheels come from NVIDIA's index, so it is not part of [all].
 TENSORRT = ["tensorrt>=10"]
+# TensorRT-RTX parses ONNX and builds plans without a GPU: the tests use it to prove that every TensorRT-bound
+# ONNX hwopt writes parses and builds (TensorRT itself needs NVIDIA's index and a GPU). Linux x86-64 wheels only.
+TENSORRT_CHECK = ["tensorrt-rtx-cu12>=1.7,<2; platform_system == 'Linux' and platform_machine == 'x86_64'"]
 DEV = [
+    *OPENVINO, *TENSORRT_CHECK,
     "scikit-learn>=1.3",
     "pytest>=8", "pytest-benchmark>=4", "pytest-timeout>=2",
     "transformers>=4.45", "pillow>=10", "tokenizers>=0.20",
