@@ -30,6 +30,7 @@ from optimizer.build import BuildInputs, Candidate, build_candidate, choose, pre
 from optimizer.errors import HwoptError, ModelRunError, RuntimeNotAvailableError, UsageError
 from optimizer.importers.torch_module import export_module, is_torch_module
 from optimizer.inputs import Feeds, check_feeds, generate_inputs, load_npz
+from optimizer.passes.freeze_inputs import freeze_value
 from optimizer.pipeline import DEFAULT_OPT_LEVEL, pipeline_stages
 from optimizer.preflight import PreflightError, errors_of
 from optimizer.quantization.calibration import calibration_data
@@ -97,6 +98,7 @@ def optimize(
     precision: str | None = None,
     quantization: QuantizationOptions | None = None,
     runtime: str | None = None,
+    freeze_inputs: Mapping[str, Any] | None = None,
 ) -> Result:
     """Optimize `model` for `target` and write `model.onnx` and `report.json` into `output_dir`.
 
@@ -123,6 +125,8 @@ def optimize(
             `calibration` defaults to the `calibration` argument.
         runtime: force one runtime ("onnxruntime", "openvino", "tensorrt") instead of the target's plan (the
             host CPU otherwise measures ONNX Runtime and OpenVINO and keeps the faster).
+        freeze_inputs: input name -> constant value (e.g. {"sr": 16000}): configuration inputs become constants,
+            the branches they select fold away, and they leave the artifact's inputs.
 
     Raises:
         UsageError, ModelLoadError, InvalidModelError, PassError, VerificationError (all HwoptError).
@@ -151,15 +155,17 @@ def optimize(
             _check_output(output_dir, original_files, force)
             specs = hir.input_specs(working)
             # Read or generate the inputs before the passes run, so a bad --inputs file fails fast.
+            frozen = _frozen_inputs(freeze_inputs, specs)
             feeds, feeds_source = _feeds(specs, shapes, inputs, options) if verify_outputs or benchmark \
                 else ({}, "none")
+            feeds = {**feeds, **frozen} if feeds else feeds
             original = _summary(working, original_path, original_files)
             # Run the original only once a candidate needs it: a bad --shape should fail in its pass first.
             reference = ReferenceOutputs(original_path, feeds, feeds_source, threads) if verify_outputs else None
             import_seconds = time.perf_counter() - started
             shared = BuildInputs(original_path, plan, opt_level, shapes, options, feeds, feeds_source, reference,
                                  FidelityThresholds(min_cosine=min_cosine), benchmark, threads,
-                                 _fidelity_advice(options))
+                                 _fidelity_advice(options), frozen)
             staging = _staging_folder(output_dir)
             try:
                 candidates = _build_candidates(working, original_path, shared, staging)
@@ -226,6 +232,7 @@ def check(
     runtime: str | None = None,
     threads: int | None = None,
     example_inputs: Any = None,
+    freeze_inputs: Mapping[str, Any] | None = None,
 ) -> CheckResult:
     """Pre-flight only: plan for `target`, run the passes and quantization in memory, and list every node the
     target cannot run as planned. Nothing is written."""
@@ -238,10 +245,11 @@ def check(
     result = CheckResult(plan, {})
     with tempfile.TemporaryDirectory(prefix="hwopt-original-") as scratch:
         original_path, working, _ = _import(model, example_inputs, Path(scratch))
+        frozen = _frozen_inputs(freeze_inputs, hir.input_specs(working))
         for index, backend in enumerate(plan.backends):
             copy = working if index == len(plan.backends) - 1 else hir.load_model(original_path)
             try:
-                candidate = prepare_candidate(copy, backend, plan, opt_level, shapes, options, threads)
+                candidate = prepare_candidate(copy, backend, plan, opt_level, shapes, options, threads, frozen)
             except RuntimeNotAvailableError as error:
                 result.errors[backend] = str(error)
                 continue
@@ -264,6 +272,21 @@ def _build_candidates(working: ir.Model, original_path: Path, shared: BuildInput
                 raise
             candidates.append(Candidate(backend, error=error))
     return candidates
+
+
+def _frozen_inputs(values: Mapping[str, Any] | None, specs) -> dict[str, Any]:
+    if values is None:
+        return {}
+    if not isinstance(values, Mapping):
+        raise UsageError(f"freeze_inputs must map input names to values, e.g. {{'sr': 16000}}, not "
+                         f"{type(values).__name__}")
+    by_name = {spec.name: spec for spec in specs}
+    unknown = sorted(set(values) - set(by_name))
+    if unknown:
+        raise UsageError(f"--freeze-input names unknown input(s) {', '.join(unknown)}; the model's inputs are "
+                         f"{', '.join(by_name) or 'none'}")
+    return {name: freeze_value(name, value, by_name[name].dtype, by_name[name].shape)
+            for name, value in values.items()}
 
 
 class ReferenceOutputs:

@@ -84,14 +84,17 @@ class BuildInputs:
     benchmark: bool
     threads: int | None
     advice: str = ""
+    frozen: Mapping[str, Any] = field(default_factory=dict)
+    """Inputs frozen to constants: fed to the original, no longer inputs of the artifact."""
 
 
 def prepare_candidate(model: ir.Model, backend: str, plan: Plan, opt_level: int,
                       shapes: Mapping[str, tuple[int, ...]], quantization: QuantizationOptions,
-                      threads: int | None) -> Candidate:
+                      threads: int | None, frozen: Mapping[str, Any] | None = None) -> Candidate:
     """Passes and quantization for `backend`, in place, then pre-flight of the result (nothing written)."""
     candidate = Candidate(backend)
-    candidate.pipeline = run_pipeline(model, pipeline_stages(plan.pipeline_for(backend), opt_level, shapes=shapes))
+    stages = pipeline_stages(plan.pipeline_for(backend), opt_level, shapes=shapes, frozen=frozen)
+    candidate.pipeline = run_pipeline(model, stages)
     if quantization.quantized:
         candidate.quantization = _quantize(model, quantization, backend, threads)
     candidate.preflight = preflight(model, plan, backend)
@@ -103,7 +106,7 @@ def build_candidate(model: ir.Model, backend: str, shared: BuildInputs, folder: 
     a candidate that fails to verify or run is returned with `error` set, so another runtime can still win."""
     plan = shared.plan
     candidate = prepare_candidate(model, backend, plan, shared.opt_level, shared.shapes, shared.quantization,
-                                  shared.threads)
+                                  shared.threads, shared.frozen)
     raise_on_errors(candidate.preflight, plan, backend)
     layers = _layer_precisions(model, plan.precision, candidate.quantization)
     runtime = get_backend(backend)
@@ -116,6 +119,8 @@ def build_candidate(model: ir.Model, backend: str, shared: BuildInputs, folder: 
         outputs=outputs, layers=dict(layers), details=compiled.details, runs_here=compiled.runs_here))
     try:
         session = _session(runtime, candidate, shared.threads)
+        if shared.frozen:
+            session = WithoutInputs(session, shared.frozen)
         _verify(candidate, session, shared)
         if shared.benchmark and compiled.runs_here:
             original = create_session(shared.original_path, threads=shared.threads, label="original model")
@@ -134,6 +139,21 @@ def _layer_precisions(model: ir.Model, precision: str,
         for node in hir.all_nodes(model)
         if node.op_type in COMPUTE_OPS and node.name
     } | recorded
+
+
+class WithoutInputs:
+    """An artifact session fed the original's inputs: drops the ones frozen into constants. The dict copy is
+    charged to the artifact's timing, never to the original's."""
+
+    def __init__(self, session: Session, dropped: Mapping[str, Any]) -> None:
+        self._session, self._dropped = session, frozenset(dropped)
+        self.output_names = session.output_names
+
+    def run(self, feeds):
+        return self._session.run({k: v for k, v in feeds.items() if k not in self._dropped})
+
+    def run_raw(self, feeds):
+        return self._session.run_raw({k: v for k, v in feeds.items() if k not in self._dropped})
 
 
 def _quantize(model: ir.Model, options: QuantizationOptions, backend: str,

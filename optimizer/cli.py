@@ -55,6 +55,19 @@ def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:
     return name, shape
 
 
+def parse_constant(text: str) -> tuple[str, float | int]:
+    """`sr=16000` -> ("sr", 16000); `scale=0.5` -> ("scale", 0.5)."""
+    name, sep, value = text.partition("=")
+    try:
+        if not sep or not name:
+            raise ValueError
+        number = float(value)
+        return name, int(number) if number.is_integer() and "." not in value else number
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid --freeze-input '{text}': expected NAME=NUMBER, e.g. sr=16000") \
+            from None
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -126,6 +139,9 @@ def _target_flags(parser: argparse.ArgumentParser) -> None:
                         help="O0 verify only, O1 cleanup, O2 (default) + simplify and fuse, O3 + opset upgrade")
     parser.add_argument("--shape", action="append", type=parse_shape, default=[], metavar="NAME=DIMS",
                         help="fix an input's dynamic dims, e.g. images=1x3x320x320 (repeatable)")
+    parser.add_argument("--freeze-input", action="append", type=parse_constant, default=[], metavar="NAME=VALUE",
+                        help="make a configuration input a constant, e.g. sr=16000; the branches it selects fold "
+                        "away and it leaves the artifact's inputs (repeatable)")
 
 
 def _quantization_flags(parser: argparse.ArgumentParser) -> None:
@@ -199,6 +215,7 @@ def run_optimize(args: argparse.Namespace) -> int:
         force=args.force,
         quantization=_quantization_options(args),
         runtime=args.runtime,
+        freeze_inputs=_frozen(args),
     )
     quantization = result.report.quantization
     if quantization is not None and not args.json:
@@ -210,6 +227,13 @@ def run_optimize(args: argparse.Namespace) -> int:
         print(render_table(result.report))
         print(f"\nwrote {', '.join(str(f) for f in result.files)}")
     return 0
+
+
+def _frozen(args: argparse.Namespace) -> dict[str, float | int] | None:
+    frozen = dict(args.freeze_input)
+    if len(frozen) != len(args.freeze_input):
+        raise UsageError("--freeze-input given twice for the same input")
+    return frozen or None
 
 
 def _quantization_options(args: argparse.Namespace):
@@ -256,7 +280,8 @@ def run_check(args: argparse.Namespace) -> int:
 
     shapes = dict(args.shape)
     result = check(Path(args.model), target=args.target, shapes=shapes, quantization=_quantization_options(args),
-                   opt_level=args.opt_level, runtime=args.runtime, threads=args.threads)
+                   opt_level=args.opt_level, runtime=args.runtime, threads=args.threads,
+                   freeze_inputs=_frozen(args))
     if args.json:
         print(json.dumps({"target": result.plan.target.name, "precision": result.plan.precision,
                           "ok": result.ok, "notes": list(result.plan.notes), "not_checked": result.errors,

@@ -10,11 +10,18 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import onnx_ir as ir
 
 from optimizer.errors import HwoptError, PassError, UsageError
 from optimizer.ir import clear_intermediate_shapes, count_nodes, infer_shapes, validate_model
-from optimizer.passes import FixInputShapesConfig, OptimizerPass, PassConfig, create_pass
+from optimizer.passes import (
+    FixInputShapesConfig,
+    FreezeInputsConfig,
+    OptimizerPass,
+    PassConfig,
+    create_pass,
+)
 
 
 @dataclass(frozen=True)
@@ -66,15 +73,23 @@ PIPELINES: dict[str, dict[int, tuple[Stage, ...]]] = {
 
 
 def pipeline_stages(
-    pipeline: str, opt_level: int, *, shapes: Mapping[str, Sequence[int]] | None = None
+    pipeline: str, opt_level: int, *, shapes: Mapping[str, Sequence[int]] | None = None,
+    frozen: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[Stage, ...]:
-    """The stages of `pipeline` at `opt_level`, after a stage fixing input `shapes` when any are given."""
+    """The stages of `pipeline` at `opt_level`, after stages freezing inputs to constants (`frozen`) and
+    fixing input `shapes` when any are given."""
     if pipeline not in PIPELINES:
         raise UsageError(f"unknown pipeline '{pipeline}'; known: {', '.join(PIPELINES)}")
     if opt_level not in OPT_LEVELS:
         raise UsageError(f"opt level must be one of {', '.join(f'O{n}' for n in OPT_LEVELS)}, not {opt_level}")
     stages = PIPELINES[pipeline][opt_level]
-    return (fix_shapes_stage(shapes), *stages) if shapes else stages
+    if shapes:
+        stages = (fix_shapes_stage(shapes), *stages)
+    if frozen:
+        config = FreezeInputsConfig(dict(frozen))
+        stages = (Stage("freeze-inputs", ("freeze-inputs",), max_iterations=1, configs={"freeze-inputs": config}),
+                  *stages)
+    return stages
 
 
 def fix_shapes_stage(shapes: Mapping[str, Sequence[int]]) -> Stage:

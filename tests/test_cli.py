@@ -44,6 +44,9 @@ def test_json_output_is_the_report(demo_path, tmp_path, capsys):
         (["{demo}", "--frobnicate"], 2, "unrecognized arguments"),
         ([], 2, "the following arguments are required: model"),
         (["targets", "toaster"], 2, "unknown target"),
+        (["{demo}", "--freeze-input", "rate"], 2, "invalid --freeze-input 'rate'"),
+        (["{demo}", "--runtime", "tvm"], 2, "invalid choice: 'tvm'"),
+        (["{demo}", "--target", "t4", "--precision", "bf16"], 2, "t4 does not compute bf16"),
     ],
 )
 def test_bad_usage_is_one_line_with_exit_code_2(demo_path, tmp_path, capsys, argv, code, message):
@@ -76,6 +79,38 @@ def test_targets_lists_and_shows(capsys):
     assert "cpu" in capsys.readouterr().out
     assert main(["targets", "host", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["name"] == "cpu"
+
+
+def test_targets_lists_every_family_and_shows_one_in_full(capsys):
+    assert main(["targets"]) == 0
+    listing = capsys.readouterr().out
+    for name in ("x86-64", "intel-npu", "t4", "h100", "jetson-orin-nano", "jetson-agx-orin", "rpi5", "android-arm64"):
+        assert name in listing
+    assert main(["targets", "jetson"]) == 0
+    shown = capsys.readouterr().out
+    assert "jetson-orin-nano" in shown and "sm 8.7" in shown
+
+
+def test_check_names_the_node_and_exits_1_without_writing(tmp_path, capsys):
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    node = helper.make_node("Frobnicate", ["x"], ["y"], name="my_frob", domain="acme")
+    model = helper.make_model(helper.make_graph([node], "g", [x], [y]),
+                              opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("acme", 1)])
+    onnx.save(model, tmp_path / "custom.onnx")
+    assert main(["check", str(tmp_path / "custom.onnx"), "--runtime", "onnxruntime"]) == 1
+    printed = capsys.readouterr().out
+    assert "cannot compile" in printed and "my_frob" in printed and "acme::Frobnicate" in printed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["custom.onnx"]
+
+
+def test_check_of_a_clean_model_exits_0(demo_path, capsys):
+    assert main(["check", str(demo_path), "--target", "t4", "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["ok"] and found["precision"] == "fp16" and "tensorrt" in found["issues"]
 
 
 def test_console_script_runs_as_a_module(demo_path, tmp_path):

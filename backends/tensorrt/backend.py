@@ -39,7 +39,7 @@ from optimizer.backends.base import (
     PreflightIssue,
     runtime_installed,
 )
-from optimizer.backends.tensorrt import ops
+from optimizer.backends.tensorrt import ops, rtx_check
 from optimizer.backends.tensorrt.templates import build_engine as build_script
 from optimizer.backends.tensorrt.templates.readme import README
 from optimizer.backends.tensorrt.templates.trtexec import TRTEXEC_SH
@@ -86,7 +86,12 @@ class TensorRTBackend:
                             devices=("GPU",) if gpu else (), precisions=PRECISIONS, extra="tensorrt")
 
     def preflight(self, model: ir.Model, target, precision: str) -> list[PreflightIssue]:
-        return ops.preflight(model, target, precision)
+        """The op table first; when it finds nothing fatal and TensorRT-RTX is installed, the real parser
+        (it knows the shape rules the table cannot, e.g. both branches of an If must build)."""
+        issues = ops.preflight(model, target, precision)
+        if any(issue.action == "error" for issue in issues):
+            return issues
+        return issues + rtx_check.parser_issues(model, compute_capability=target.sm)
 
     def compile(self, model: ir.Model, options: CompileOptions, folder: Path) -> Compiled:
         folder = Path(folder)

@@ -176,3 +176,33 @@ def _CollectingLogger(trt):
                 self.errors.append(" ".join(str(message).split()))
 
     return CollectingLogger()
+
+
+_WHERE = re.compile(r"^(?P<node>.+?) \((?P<op>[\w.:]+)\): (?P<problem>.*)$")
+
+
+def parser_issues(model, *, compute_capability: str | None = None) -> list:
+    """Pre-flight by the real parser: each error TensorRT-RTX's ONNX parser raises on `model` (an onnx_ir
+    model), as a PreflightIssue naming the node. Empty when RTX is absent or the model parses."""
+    import tempfile
+
+    from optimizer import ir as hir
+    from optimizer.backends.base import PreflightIssue
+
+    if not rtx_available():
+        return []
+    with tempfile.TemporaryDirectory(prefix="hwopt-rtx-") as scratch:
+        path = Path(scratch) / "model.onnx"
+        hir.save_model(model, path)
+        result = check_onnx(path, compute_capability=compute_capability, build=False)
+    issues = []
+    for problem in result.problems:
+        where = _WHERE.match(problem)
+        node, op, text = (where["node"], where["op"], where["problem"]) if where else ("(model)", "-", problem)
+        if "_branch_" in node:
+            # TensorRT builds both branches of an If; one that only works for other inputs fails the build.
+            text += ("; the node sits in an If branch, which TensorRT builds whichever way the condition goes: "
+                     "if a configuration input selects it, freeze that input (--freeze-input NAME=VALUE)")
+        issues.append(PreflightIssue(node, op, f"TensorRT's ONNX parser (checked with TensorRT-RTX "
+                                     f"{result.version}): {text}", "error", "tensorrt"))
+    return issues

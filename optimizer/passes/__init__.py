@@ -16,6 +16,7 @@ from optimizer.passes.common_subexpression_elimination import (
 from optimizer.passes.constant_folding import FoldConstants, FoldConstantsConfig
 from optimizer.passes.fix_input_shapes import FixInputShapes, FixInputShapesConfig
 from optimizer.passes.fold_batchnorm import FoldBatchNorm
+from optimizer.passes.freeze_inputs import FreezeInputs, FreezeInputsConfig
 from optimizer.passes.identity_elimination import EliminateIdentity
 from optimizer.passes.matmul_add_to_gemm import MatMulAddToGemm
 from optimizer.passes.remove_unused import RemoveUnused
@@ -27,6 +28,7 @@ PASSES: dict[str, type[OptimizerPass]] = {
     cls.name: cls
     for cls in (
         FixInputShapes,
+        FreezeInputs,
         FoldConstants,
         RemoveUnused,
         EliminateIdentity,
@@ -59,6 +61,8 @@ __all__ = [
     "FoldBatchNorm",
     "FoldConstants",
     "FoldConstantsConfig",
+    "FreezeInputs",
+    "FreezeInputsConfig",
     "FuseActivations",
     "MatMulAddToGemm",
     "OptimizerPass",
