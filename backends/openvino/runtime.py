@@ -1,0 +1,125 @@
+"""OpenVINO itself, imported on first use: the Core, device names, and the hwopt IR converted to an ov.Model.
+
+The IR reaches OpenVINO's ONNX frontend as serialized bytes in memory; a model whose weights live in external
+files (or would, once saved) goes through a temporary ONNX file with external data instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import onnx_ir as ir
+from optimizer.backends.base import import_runtime
+
+from optimizer import ir as hir
+from optimizer.errors import ModelRunError, RuntimeNotAvailableError, UsageError
+
+EXTRA = "openvino"
+DEVICE_KINDS = ("CPU", "GPU", "NPU")
+# hwopt's device types (TargetProfile.device_type) in OpenVINO's plugin names.
+DEVICE_OF_TYPE = {"cpu": "CPU", "gpu": "GPU", "npu": "NPU"}
+_DEVICE_NAME = re.compile(r"^(CPU|GPU|NPU)(?:\.(\d+))?$")
+# OpenVINO prefixes messages with one "Exception from src/...cpp:N:" line per layer it passed through, and
+# "Check '...' failed at src/...cpp:N:" before the text that says what is wrong.
+_SOURCE_LOCATION = re.compile(r"(Exception from \S+:\d+:|Check '.*?' failed at \S+:\d+:|"
+                              r"FrontEnd API failed with \w+:)")
+
+
+def openvino() -> ModuleType:
+    return import_runtime("openvino", EXTRA)
+
+
+@functools.cache
+def core() -> Any:
+    """One ov.Core per process: it loads the device plugins once."""
+    return openvino().Core()
+
+
+def runtime_version() -> str:
+    return openvino().__version__.split("-")[0]
+
+
+def normalize_device(device: str) -> str:
+    """CPU, GPU, NPU or an indexed GPU.N / NPU.N, upper-cased; anything else is a usage error."""
+    name = device.strip().upper()
+    if not _DEVICE_NAME.match(name):
+        raise UsageError(f"unknown OpenVINO device '{device}'; use one of {', '.join(DEVICE_KINDS)} "
+                         "(or an indexed one such as GPU.1)")
+    return name
+
+
+def device_present(device: str) -> bool:
+    """Whether this machine has `device`: OpenVINO lists one GPU as "GPU", several as "GPU.0", "GPU.1"..."""
+    available = set(core().available_devices)
+    kind, _, index = device.partition(".")
+    return device in available or (kind in available and index in ("", "0")) or (
+        not index and any(name.startswith(f"{kind}.") for name in available))
+
+
+def require_device(device: str) -> None:
+    if not device_present(device):
+        raise RuntimeNotAvailableError(
+            f"OpenVINO device {device} is not present on this machine (OpenVINO sees: "
+            f"{', '.join(core().available_devices) or 'none'}); run this artifact where {device} is")
+
+
+@contextlib.contextmanager
+def onnx_source(model: ir.Model) -> Iterator[Any]:
+    """What OpenVINO's ONNX frontend reads `model` from, valid inside the `with` block: the serialized bytes, or
+    for a model with external data a temporary ONNX file (OpenVINO memory-maps its weights, so the file must
+    outlive every use of what was converted from it)."""
+    # Protobuf cannot serialize 2 GiB: a model with that much weight in memory goes through a file too.
+    if not hir.has_external_data(model) and hir.initializer_bytes(model) < hir.EXTERNAL_DATA_THRESHOLD_BYTES:
+        yield io.BytesIO(hir.model_to_bytes(model))
+        return
+    with tempfile.TemporaryDirectory(prefix="hwopt-openvino-") as scratch:
+        path = Path(scratch) / "model.onnx"
+        hir.save_model(model, path, external_data=True)
+        yield str(path)
+
+
+@contextlib.contextmanager
+def converted(model: ir.Model) -> Iterator[Any]:
+    """The IR as an ov.Model (OpenVINO's ONNX frontend), valid inside the `with` block."""
+    with onnx_source(model) as source:
+        yield convert(source)
+
+
+def convert(source: str | io.BytesIO) -> Any:
+    """An ONNX file (its weights memory-mapped: the file must outlive the ov.Model) or stream as an ov.Model.
+
+    This is what `openvino.convert_model` does for ONNX (the frontend's conversion, then the two offline
+    transformations it applies) without its telemetry: convert_model reports every call to Google Analytics
+    from a forked process unless the user opted out, and hwopt does not phone home. The fork also restarts
+    OpenBLAS's threads, and numpy's OpenBLAS 0.3.31 can then deadlock in the next threaded np.dot.
+    """
+    frontend = import_runtime("openvino.frontend", EXTRA).FrontEndManager().load_by_framework("onnx")
+    try:
+        ov_model = frontend.convert(frontend.load(source))
+    except Exception as error:  # noqa: BLE001 - OpenVINO's OpConversionFailure, GeneralFailure...
+        raise ModelRunError(f"OpenVINO cannot convert the model: {brief(error)}", which="model",
+                            phase="load") from None
+    try:
+        from openvino._offline_transformations import (
+            apply_moc_transformations,
+            compress_quantize_weights_transformation,
+        )
+    except ImportError:  # a private module: without it, the plugin applies the same when it compiles
+        return ov_model
+    apply_moc_transformations(ov_model, cf=False, smart_reshape=True)
+    compress_quantize_weights_transformation(ov_model)  # FakeQuantize on weights -> int8 weights
+    return ov_model
+
+
+def brief(error: BaseException, limit: int = 400) -> str:
+    """OpenVINO's message on one line, without the source locations it stacks in front of the reason."""
+    text = _SOURCE_LOCATION.sub(" ", str(error))
+    return " ".join(text.split())[:limit]
