@@ -79,6 +79,8 @@ class CompileOptions:
     """Per input (min, opt, max) shapes, for runtimes that build per-shape (TensorRT optimization profiles)."""
     layers: Mapping[str, str] = field(default_factory=dict)
     """Precision per layer as quantization left it (node name -> precision)."""
+    calibration: Any = None
+    """Input dicts for a runtime that quantizes a float model itself (OpenVINO with NNCF); None otherwise."""
 
 
 @dataclass
@@ -93,6 +95,8 @@ class Compiled:
     """E.g. OpenVINO's inference precision, the trtexec command, ORT's optimization level."""
     runs_here: bool = True
     """False when the artifact needs a device this machine lacks (a TensorRT engine built on the Jetson)."""
+    layers: dict[str, str] | None = None
+    """Precision per layer when the runtime's own quantizer chose it (NNCF); None keeps CompileOptions.layers."""
 
 
 class Session(Protocol):

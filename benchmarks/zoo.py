@@ -74,6 +74,51 @@ EVERYDAY_SENTENCES = (
 )
 
 
+# For calibration only, so that fidelity is judged on EVERYDAY_SENTENCES, which calibration never saw.
+CALIBRATION_SENTENCES = (
+    "The bus was late this morning and everyone stood in the rain.",
+    "Could you send me the report before lunch tomorrow?",
+    "Our neighbours are building a new fence around their garden.",
+    "I bought fresh strawberries at the market on Saturday.",
+    "The printer on the second floor is out of paper again.",
+    "She has been learning to play the piano for three years.",
+    "Don't forget to lock the back door when you leave.",
+    "The museum is free for children under twelve.",
+    "He fixed the leaking tap in the bathroom himself.",
+    "We are planning a short trip to the mountains in October.",
+    "The soup needs a little more salt and some pepper.",
+    "My phone battery dies by the middle of the afternoon.",
+    "The school concert starts at six in the main hall.",
+    "It took us an hour to find a parking space downtown.",
+    "The new cafe on the corner makes excellent croissants.",
+    "Please call the dentist to move my appointment to Monday.",
+    "The dog barks every time the postman comes to the door.",
+    "I left my umbrella on the train yesterday evening.",
+    "The heating in the office has not worked all week.",
+    "They celebrated their anniversary with dinner by the sea.",
+    "Water the tomatoes in the evening when it is cooler.",
+    "The football match was cancelled because of the storm.",
+    "I need to renew my passport before the summer holidays.",
+    "The baby finally fell asleep after a long walk in the pram.",
+    "Our internet connection keeps dropping during video calls.",
+    "He always takes the stairs instead of the lift.",
+    "The bakery sells out of rye bread by nine o'clock.",
+    "We recycled all the cardboard boxes from the move.",
+    "The cinema is showing an old black and white comedy tonight.",
+    "My grandmother grows roses and lavender in her garden.",
+    "The traffic on the bridge was terrible this evening.",
+    "Remember to bring a towel and sunscreen to the beach.",
+    "The shop assistant helped me find shoes in my size.",
+    "I have to finish reading this book for the club on Friday.",
+    "The kettle is boiling, would you like some tea?",
+    "The hotel room had a lovely view of the harbour.",
+    "Our team won the quiz at the pub last night.",
+    "The car wash on Main Street is closed for repairs.",
+    "She wrote a long letter to her friend in Canada.",
+    "The cat sleeps on the windowsill in the afternoon sun.",
+)
+
+
 class ZooUnavailable(RuntimeError):
     """A zoo file cannot be had here: the registry is unreachable or a package is missing."""
 
@@ -300,9 +345,10 @@ def minilm_inputs(
     }
 
 
-def minilm_calibration(seq_len: int = 128) -> list[dict[str, np.ndarray]]:
-    """One [1, seq_len] minilm input per everyday sentence, for static quantization."""
-    return [minilm_inputs(seq_len, [sentence]) for sentence in EVERYDAY_SENTENCES]
+def minilm_calibration(seq_len: int = 128, sentences: Sequence[str] = EVERYDAY_SENTENCES) -> list[dict[str, np.ndarray]]:
+    """One [1, seq_len] minilm input per sentence (default: the everyday ones), for static quantization;
+    CALIBRATION_SENTENCES keep the everyday ones unseen for judging fidelity."""
+    return [minilm_inputs(seq_len, [sentence]) for sentence in sentences]
 
 
 def speech_signal(sample_rate: int = 16000) -> np.ndarray:

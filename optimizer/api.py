@@ -99,6 +99,7 @@ def optimize(
     quantization: QuantizationOptions | None = None,
     runtime: str | None = None,
     freeze_inputs: Mapping[str, Any] | None = None,
+    fidelity_outputs: Sequence[str] | None = None,
 ) -> Result:
     """Optimize `model` for `target` and write `model.onnx` and `report.json` into `output_dir`.
 
@@ -127,6 +128,7 @@ def optimize(
             host CPU otherwise measures ONNX Runtime and OpenVINO and keeps the faster).
         freeze_inputs: input name -> constant value (e.g. {"sr": 16000}): configuration inputs become constants,
             the branches they select fold away, and they leave the artifact's inputs.
+        fidelity_outputs: the outputs whose fidelity decides (default: all); the others are still reported.
 
     Raises:
         UsageError, ModelLoadError, InvalidModelError, PassError, VerificationError (all HwoptError).
@@ -164,7 +166,7 @@ def optimize(
             reference = ReferenceOutputs(original_path, feeds, feeds_source, threads) if verify_outputs else None
             import_seconds = time.perf_counter() - started
             shared = BuildInputs(original_path, plan, opt_level, shapes, options, feeds, feeds_source, reference,
-                                 FidelityThresholds(min_cosine=min_cosine), benchmark, threads,
+                                 _thresholds(min_cosine, fidelity_outputs), benchmark, threads,
                                  _fidelity_advice(options), frozen)
             staging = _staging_folder(output_dir)
             try:
@@ -272,6 +274,12 @@ def _build_candidates(working: ir.Model, original_path: Path, shared: BuildInput
                 raise
             candidates.append(Candidate(backend, error=error))
     return candidates
+
+
+def _thresholds(min_cosine: float, outputs: Sequence[str] | None) -> FidelityThresholds:
+    if outputs is not None and (isinstance(outputs, str) or not all(isinstance(o, str) for o in outputs)):
+        raise UsageError(f"fidelity_outputs must be a list of output names, not {outputs!r}")
+    return FidelityThresholds(min_cosine=min_cosine, outputs=tuple(outputs) if outputs else None)
 
 
 def _frozen_inputs(values: Mapping[str, Any] | None, specs) -> dict[str, Any]:

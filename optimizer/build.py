@@ -24,8 +24,9 @@ from optimizer.inputs import Feeds
 from optimizer.pipeline import PipelineReport, pipeline_stages, run_pipeline
 from optimizer.preflight import preflight, raise_on_errors
 from optimizer.quantization.accuracy_budget import search_accuracy_budget
+from optimizer.quantization.calibration import calibration_data
 from optimizer.quantization.options import QuantizationOptions
-from optimizer.quantization.quantize import QuantizationReport, quantize_model
+from optimizer.quantization.quantize import QuantizationReport, preprocessing, quantize_model
 from optimizer.quantization.schemes import COMPUTE_OPS
 from optimizer.targets.plan import Plan
 from optimizer.verify import OPTIMIZED, FidelityThresholds, Verification, compare_runs
@@ -46,6 +47,8 @@ class Candidate:
     latency: LatencyStats | None = None
     error: HwoptError | None = None
     notes: list[str] = field(default_factory=list)
+    calibration: list[dict[str, Any]] | None = None
+    """Samples for a runtime that quantizes the float model itself (OpenVINO's NNCF)."""
 
     @property
     def usable(self) -> bool:
@@ -95,7 +98,11 @@ def prepare_candidate(model: ir.Model, backend: str, plan: Plan, opt_level: int,
     candidate = Candidate(backend)
     stages = pipeline_stages(plan.pipeline_for(backend), opt_level, shapes=shapes, frozen=frozen)
     candidate.pipeline = run_pipeline(model, stages)
-    if quantization.quantized:
+    if _runtime_quantizes(backend, quantization):
+        candidate.calibration = _calibration_samples(model, quantization, shapes)
+        candidate.notes.append(f"{backend}: INT8 by NNCF, OpenVINO's own quantizer, on "
+                               f"{len(candidate.calibration)} calibration sample(s)")
+    elif quantization.quantized:
         candidate.quantization = _quantize(model, quantization, backend, threads)
     candidate.preflight = preflight(model, plan, backend)
     return candidate
@@ -111,7 +118,9 @@ def build_candidate(model: ir.Model, backend: str, shared: BuildInputs, folder: 
     layers = _layer_precisions(model, plan.precision, candidate.quantization)
     runtime = get_backend(backend)
     compiled = runtime.compile(model, CompileOptions(plan.target, plan.precision, shared.threads, plan.device,
-                                                     dict(shared.shapes), layers=layers), folder)
+                                                     dict(shared.shapes), layers=layers,
+                                                     calibration=candidate.calibration), folder)
+    layers = compiled.layers if compiled.layers is not None else layers
     inputs, outputs = model_io_specs(model)
     candidate.artifact = write_manifest(folder, Manifest(
         target=plan.target.name, runtime=backend, runtime_version=compiled.runtime_version,
@@ -139,6 +148,24 @@ def _layer_precisions(model: ir.Model, precision: str,
         for node in hir.all_nodes(model)
         if node.op_type in COMPUTE_OPS and node.name
     } | recorded
+
+
+def _runtime_quantizes(backend: str, options: QuantizationOptions) -> bool:
+    """OpenVINO's INT8 comes from NNCF, its own quantizer, when calibration data is given: it knows which of
+    the plugin's fusions want int8 inputs (residual Adds, Concat, pooling) and handles transformers (SmoothQuant,
+    float Softmax paths), where hwopt's static INT8 breaks MiniLM (docs/targets-notes.md). Exclusions and an
+    accuracy budget are hwopt's own options, so with those hwopt's QDQ is used."""
+    return (backend == "openvino" and options.precision == "int8" and options.calibration is not None
+            and not options.exclude and options.max_accuracy_drop is None)
+
+
+def _calibration_samples(model: ir.Model, options: QuantizationOptions,
+                         shapes: Mapping[str, tuple[int, ...]]) -> list[dict[str, Any]]:
+    specs = hir.input_specs(model)
+    names = {spec.name for spec in specs}
+    data = calibration_data(options.calibration, specs, preprocessing=preprocessing(options),
+                            limit=options.calibration_samples, shapes=shapes)
+    return [{name: array for name, array in sample.items() if name in names} for sample in data]
 
 
 class WithoutInputs:
@@ -193,6 +220,11 @@ def choose(candidates: list[Candidate]) -> Candidate:
     the first candidate's error is raised."""
     usable = [c for c in candidates if c.usable]
     if not usable:
-        raise candidates[0].error
+        first = candidates[0].error
+        if len(candidates) > 1:
+            # Every runtime's reason, in the first one's error type (its exit code and attributes).
+            first.args = ("; ".join(str(c.error) if str(c.error).startswith(c.backend) else f"{c.backend}: {c.error}"
+                                    for c in candidates),)
+        raise first
     timed = [c for c in usable if c.latency is not None]
     return min(timed, key=lambda c: c.latency.median_ms) if timed else usable[0]

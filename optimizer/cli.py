@@ -120,6 +120,9 @@ def build_optimize_parser() -> argparse.ArgumentParser:
     parser.add_argument("--min-cosine", type=_cosine, metavar="C",
                         help="lowest output cosine similarity that passes (default by precision: "
                         + ", ".join(f"{k} {v}" for k, v in DEFAULT_MIN_COSINE.items()) + ")")
+    parser.add_argument("--fidelity-output", action="append", default=[], metavar="NAME",
+                        help="an output whose fidelity decides (repeatable; default: every output, the others "
+                        "are still reported)")
     parser.add_argument("--no-benchmark", action="store_true", help="skip timing the two models")
     parser.add_argument("--threads", type=_positive_int, help="ONNX Runtime intra-op threads")
     parser.add_argument("--force", "-f", action="store_true", help="overwrite an existing output")
@@ -216,6 +219,7 @@ def run_optimize(args: argparse.Namespace) -> int:
         quantization=_quantization_options(args),
         runtime=args.runtime,
         freeze_inputs=_frozen(args),
+        fidelity_outputs=args.fidelity_output or None,
     )
     quantization = result.report.quantization
     if quantization is not None and not args.json:

@@ -120,7 +120,7 @@ def render_table(report: Report) -> str:
         for o in verification.outputs:
             lines.append(
                 f"  {o.name:22} cosine {o.cosine:.7f}  max abs {o.max_abs_error:.3g}  "
-                f"max rel {o.max_rel_error:.3g}"
+                f"max rel {o.max_rel_error:.3g}" + ("" if o.decides else "  (reported, not judged)")
             )
     if report.quantization is not None:
         lines.extend(["", *render_quantization(report.quantization)])

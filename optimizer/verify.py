@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from optimizer.backends.onnxruntime import create_session
-from optimizer.errors import VerificationError
+from optimizer.errors import UsageError, VerificationError
 
 DEFAULT_MIN_COSINE = 0.9999
 ORIGINAL = "original model"
@@ -26,6 +26,12 @@ class FidelityThresholds:
     min_cosine: float = DEFAULT_MIN_COSINE
     max_abs_error: float | None = None
     """Off by default: an absolute bound means little without knowing the output's scale."""
+    outputs: tuple[str, ...] | None = None
+    """The outputs whose fidelity decides (None: all). The others are still compared and reported: e.g. a
+    sentence embedding decides, the raw hidden states at padded positions it masks out do not."""
+
+    def decides(self, name: str) -> bool:
+        return self.outputs is None or name.split("[")[0] in self.outputs
 
 
 @dataclass
@@ -37,6 +43,8 @@ class OutputFidelity:
     cosine: float
     mismatched_elements: int
     passed: bool
+    decides: bool = True
+    """False for an output the user did not name in FidelityThresholds.outputs: reported, not judged."""
 
 
 @dataclass
@@ -51,7 +59,7 @@ class Verification:
         return min((o.cosine for o in self.outputs), default=1.0)
 
     def failure_message(self) -> str:
-        bad = [o for o in self.outputs if not o.passed]
+        bad = [o for o in self.outputs if not o.passed and o.decides]
         parts = [
             f"'{o.name}' cosine {o.cosine:.6f}, max abs error {o.max_abs_error:.3g}"
             + (f", {o.mismatched_elements} elements differ" if o.mismatched_elements else "")
@@ -145,7 +153,13 @@ def compare_runs(
         for name in expected
         for fidelity in _compare_output_values(name, expected[name], actual[name], thresholds)
     ]
-    return Verification(all(o.passed for o in outputs), inputs_source, thresholds, outputs)
+    unknown = sorted(set(thresholds.outputs or ()) - set(expected))
+    if unknown:
+        raise UsageError(f"--fidelity-output names unknown output(s) {', '.join(unknown)}; the model's outputs "
+                         f"are {', '.join(expected)}")
+    for output in outputs:
+        output.decides = thresholds.decides(output.name)
+    return Verification(all(o.passed for o in outputs if o.decides), inputs_source, thresholds, outputs)
 
 
 def _compare_output_values(name: str, reference, candidate, thresholds: FidelityThresholds) -> list[OutputFidelity]:

@@ -13,6 +13,7 @@ Each variant gets a folder of its own: `in` (its files), `out` (the output folde
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import io
 import os
@@ -165,9 +166,15 @@ def _start(job: Job, feeds: Mapping[str, Mapping[str, np.ndarray]]) -> None:
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     (job.root / "started").unlink(missing_ok=True)
+    # The child must never finalize the parent's objects: garbage left by earlier tests (an ONNX Runtime session
+    # or an OpenVINO model in a reference cycle) would be collected in the child, whose destructor then waits on
+    # condition variables of threads that fork did not copy (seen: children hanging in pthread_cond_destroy
+    # under gc_collect_main). Frozen objects are never collected in the child.
+    gc.freeze()
     pid = os.fork()
     if pid == 0:
         _child(job, feeds.get(job.variant.oracle or "", {}))  # never returns
+    gc.unfreeze()
     try:
         os.setpgid(pid, pid)
     except OSError:

@@ -68,8 +68,6 @@ def test_existing_output_needs_force_and_input_is_never_the_output(demo_path, tm
 
 
 def test_failed_verification_leaves_no_model(demo_path, tmp_path, monkeypatch):
-    from optimizer import api
-
     from optimizer import build
 
     def corrupting_compare(*args, **kwargs):

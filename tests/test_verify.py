@@ -62,3 +62,23 @@ def test_sequence_outputs_of_different_lengths_compare_element_by_element(tmp_pa
     result = verify(path, path, {"x": np.arange(4, dtype=np.float32)}, inputs_source="user")
     assert result.passed
     assert [o.name for o in result.outputs] == ["parts[0]", "parts[1]"]
+
+
+def test_only_the_named_outputs_decide_and_the_others_are_still_reported():
+    import pytest
+
+    from optimizer.errors import UsageError
+    from optimizer.verify import compare_runs
+
+    rng = np.random.default_rng(0)
+    embedding, hidden = rng.standard_normal(16), rng.standard_normal(64)
+    expected = {"embedding": embedding, "hidden": hidden}
+    actual = {"embedding": embedding * 1.0001, "hidden": rng.standard_normal(64)}
+    assert not compare_runs(expected, actual, inputs_source="user").passed
+    judged = compare_runs(expected, actual, inputs_source="user",
+                          thresholds=FidelityThresholds(outputs=("embedding",)))
+    assert judged.passed
+    hidden_fidelity = next(o for o in judged.outputs if o.name == "hidden")
+    assert not hidden_fidelity.decides and not hidden_fidelity.passed and hidden_fidelity.cosine < 0.9
+    with pytest.raises(UsageError, match="unknown output.*pooled.*outputs are embedding, hidden"):
+        compare_runs(expected, actual, inputs_source="user", thresholds=FidelityThresholds(outputs=("pooled",)))

@@ -8,6 +8,7 @@ for each op pattern, and fast bias correction.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -81,7 +82,8 @@ def quantize_with_nncf(
     level = logger.level
     nncf.set_log_level(logging.WARNING)
     try:
-        with _telemetry_off():
+        # Its progress bars go to stdout, which belongs to hwopt's report (and to --json).
+        with _telemetry_off(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             return nncf.quantize(ov_model, nncf.Dataset(samples), **options)
     finally:
         nncf.set_log_level(level)
@@ -136,3 +138,19 @@ def _constant_ops(ov_model: Any) -> dict[int, bool]:
             kind != "Parameter" and op.get_input_size() > 0
             and all(constant[value.get_node().get_instance_id()] for value in op.input_values()))
     return constant
+
+
+_COMPUTE_TYPES = frozenset({"Convolution", "GroupConvolution", "MatMul", "ConvolutionBackpropData"})
+
+
+def layer_precisions(ov_model: Any) -> dict[str, str]:
+    """Compute layer -> "int8" when NNCF put a FakeQuantize on its activation input, else "fp32" (what NNCF
+    left float, e.g. attention's Softmax path in transformer mode), by OpenVINO op name (the ONNX node name)."""
+    precisions = {}
+    for op in ov_model.get_ordered_ops():
+        if op.get_type_name() not in _COMPUTE_TYPES:
+            continue
+        source = op.input_value(0).get_node()
+        quantized = source.get_type_name() == "FakeQuantize"
+        precisions[op.get_friendly_name()] = "int8" if quantized else "fp32 (left float by NNCF)"
+    return precisions

@@ -23,14 +23,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import onnx_ir as ir
-from optimizer.backends.base import PreflightIssue, import_runtime
+from optimizer.backends.base import PreflightIssue
 from optimizer.backends.openvino.runtime import (
     DEVICE_OF_TYPE,
-    EXTRA,
     brief,
     core,
     device_present,
     onnx_source,
+    openvino,
 )
 
 from optimizer import ir as hir
@@ -49,7 +49,7 @@ _NO_RULE = re.compile(r"No conversion rule found for operations: ([^\n]*)")
 def preflight_issues(model: ir.Model, device: str) -> list[PreflightIssue]:
     """Every node of `model` that OpenVINO cannot convert, or that `device` cannot compile or run."""
     issues = _static_shape_issues(model, device) if device.startswith("NPU") else []
-    frontend = import_runtime("openvino.frontend", EXTRA).FrontEndManager().load_by_framework("onnx")
+    frontend = openvino("openvino.frontend").FrontEndManager().load_by_framework("onnx")
     with onnx_source(model) as source:
         try:
             # The input model stays referenced while the partial model is walked: its nodes point into it.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import os
 import re
 import tempfile
 from collections.abc import Iterator
@@ -33,14 +34,38 @@ _SOURCE_LOCATION = re.compile(r"(Exception from \S+:\d+:|Check '.*?' failed at \
                               r"FrontEnd API failed with \w+:)")
 
 
-def openvino() -> ModuleType:
-    return import_runtime("openvino", EXTRA)
+_used_in_pid: int | None = None
+"""The process that first used OpenVINO: its thread pools do not survive a fork."""
+
+
+def openvino(module: str = "openvino") -> ModuleType:
+    """OpenVINO (or one of its modules), remembering which process started using it."""
+    global _used_in_pid
+    if not usable_in_this_process():
+        raise RuntimeNotAvailableError(
+            "OpenVINO was started in a parent process and cannot run in this forked child (its thread pool does "
+            "not survive fork); start workers with the 'spawn' method, or use --runtime onnxruntime")
+    loaded = import_runtime(module, EXTRA)
+    _used_in_pid = _used_in_pid or os.getpid()
+    return loaded
+
+
+def core() -> Any:
+    """One ov.Core per process: it loads the device plugins once. In a child forked after the parent used
+    OpenVINO, converting, compiling or running can hang (its TBB worker threads are not copied by fork;
+    observed here as a silent deadlock), so `openvino()` refuses with an error that says what to do instead."""
+    openvino()  # the fork check
+    return _create_core()
 
 
 @functools.cache
-def core() -> Any:
-    """One ov.Core per process: it loads the device plugins once."""
+def _create_core() -> Any:
     return openvino().Core()
+
+
+def usable_in_this_process() -> bool:
+    """False in a child forked from a process that already used OpenVINO."""
+    return _used_in_pid is None or _used_in_pid == os.getpid()
 
 
 def runtime_version() -> str:
@@ -101,7 +126,7 @@ def convert(source: str | io.BytesIO) -> Any:
     from a forked process unless the user opted out, and hwopt does not phone home. The fork also restarts
     OpenBLAS's threads, and numpy's OpenBLAS 0.3.31 can then deadlock in the next threaded np.dot.
     """
-    frontend = import_runtime("openvino.frontend", EXTRA).FrontEndManager().load_by_framework("onnx")
+    frontend = openvino("openvino.frontend").FrontEndManager().load_by_framework("onnx")
     try:
         ov_model = frontend.convert(frontend.load(source))
     except Exception as error:  # noqa: BLE001 - OpenVINO's OpConversionFailure, GeneralFailure...

@@ -186,8 +186,9 @@ def parser_issues(model, *, compute_capability: str | None = None) -> list:
     model), as a PreflightIssue naming the node. Empty when RTX is absent or the model parses."""
     import tempfile
 
-    from optimizer import ir as hir
     from optimizer.backends.base import PreflightIssue
+
+    from optimizer import ir as hir
 
     if not rtx_available():
         return []

@@ -12,6 +12,7 @@ A plan is decided before any pass runs, from the device profile alone, and says 
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 from optimizer.backends.base import runtime_installed
@@ -60,10 +61,11 @@ def make_plan(target: TargetProfile, precision: str | None, *, calibrated: bool,
 
 def _backends(target: TargetProfile, notes: list[str]) -> tuple[str, ...]:
     if target.present and target.device_type == "cpu":
-        if runtime_installed("openvino"):
+        if runtime_installed("openvino") and not _openvino_forked_away():
             notes.append("ONNX Runtime and OpenVINO are both measured here; the faster one that verifies wins")
             return ("onnxruntime", "openvino")
-        notes.append("OpenVINO is not installed (pip install 'hwopt[openvino]'): ONNX Runtime only")
+        notes.append("OpenVINO is not installed (pip install 'hwopt[openvino]') or cannot run in this forked "
+                     "process: ONNX Runtime only")
         return ("onnxruntime",)
     if target.runtime in BUILT:
         return (target.runtime,)
@@ -71,6 +73,12 @@ def _backends(target: TargetProfile, notes: list[str]) -> tuple[str, ...]:
     notes.append(f"{target.name} deploys with {target.runtime}, whose backend hwopt does not build yet; "
                  f"this artifact runs in {fallback} on the device instead")
     return (fallback,)
+
+
+def _openvino_forked_away() -> bool:
+    """True in a child forked after the parent used OpenVINO, which then hangs (see backends/openvino)."""
+    runtime = sys.modules.get("optimizer.backends.openvino.runtime")
+    return runtime is not None and not runtime.usable_in_this_process()
 
 
 def _forced(target: TargetProfile, runtime: str) -> tuple[str, ...]:

@@ -2,10 +2,10 @@
 TensorRT-RTX), or a pre-flight error that names nodes. Never a crash, never a half-written folder."""
 
 import pytest
+from optimizer.benchmarks.real_models import REAL_MODELS, fetch
 
 import optimizer
 from optimizer.artifact import load_artifact
-from optimizer.benchmarks.real_models import REAL_MODELS, fetch
 from optimizer.preflight import PreflightError
 from optimizer.targets import all_targets
 
