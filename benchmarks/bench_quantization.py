@@ -14,8 +14,9 @@ import time
 
 import numpy as np
 import pytest
-from optimizer.backends.onnxruntime import compare_latency, create_session
+from optimizer.backends.onnxruntime import create_session
 from optimizer.benchmarks import zoo
+from optimizer.benchmarks.ratios import fetch_or_skip, median_ratio
 from optimizer.benchmarks.yolo_detections import (
     BORDERLINE_MARGIN,
     SCORE_THRESHOLD,
@@ -33,24 +34,9 @@ THREADS = 2
 YOLO_SHAPES = {"images": (1, 3, 320, 320)}
 
 
-def _fetch(path_function):
-    try:
-        return path_function()
-    except zoo.ZooUnavailable as error:
-        pytest.skip(str(error))
-
-
-def _median_ratio(first, second, feeds) -> tuple[float, float, float]:
-    """first / second latency: the median of three comparisons of 8 alternating blocks of 15 runs."""
-    runs = sorted((compare_latency(first, second, feeds, block=15, min_rounds=8, max_rounds=8) for _ in range(3)),
-                  key=lambda pair: pair[0].median_ms / pair[1].median_ms)
-    a, b = runs[1][0].median_ms, runs[1][1].median_ms
-    return a / b, a, b
-
-
 @pytest.fixture(scope="module")
 def yolo_int8(tmp_path_factory):
-    path = _fetch(zoo.yolov8n_path)
+    path = fetch_or_skip(zoo.yolov8n_path)
     calibration = zoo.yolov8n_calibration(320)  # the five photos, as the issue asks
     out = tmp_path_factory.mktemp("yolo-int8")
     result = optimizer.optimize(path, shapes=YOLO_SHAPES, output_dir=out, threads=THREADS, benchmark=False,
@@ -86,8 +72,8 @@ def test_yolov8n_int8_against_onnxruntime_quantize_static(benchmark, yolo_int8, 
     ours = create_session(result.model_path, threads=THREADS, label="hwopt int8")
     theirs = create_session(ort_int8, threads=THREADS, label="onnxruntime int8")
     fp32 = create_session(path, threads=THREADS, label="fp32")
-    ratio, theirs_ms, ours_ms = _median_ratio(theirs, ours, feeds)
-    vs_fp32, fp32_ms, _ = _median_ratio(fp32, ours, feeds)
+    ratio, theirs_ms, ours_ms = median_ratio(theirs, ours, feeds)
+    vs_fp32, fp32_ms, _ = median_ratio(fp32, ours, feeds)
     cosines, missing = [], []
     for photo in zoo.PHOTO_NAMES:
         sample = zoo.yolov8n_inputs(320, photo)
@@ -109,14 +95,14 @@ def test_yolov8n_int8_against_onnxruntime_quantize_static(benchmark, yolo_int8, 
 
 
 def test_minilm_dynamic_int8_against_fp32(benchmark, tmp_path):
-    path = _fetch(zoo.minilm_path)
+    path = fetch_or_skip(zoo.minilm_path)
     feeds = zoo.minilm_inputs()
     result = optimizer.optimize(path, shapes={name: array.shape for name, array in feeds.items()},
                                 inputs=feeds, output_dir=tmp_path, threads=THREADS, benchmark=False,
                                 precision="int8-dynamic", runtime="onnxruntime")
     fp32 = create_session(path, threads=THREADS, label="fp32")
     ours = create_session(result.model_path, threads=THREADS, label="hwopt int8-dynamic")
-    ratio, fp32_ms, ours_ms = _median_ratio(fp32, ours, feeds)
+    ratio, fp32_ms, ours_ms = median_ratio(fp32, ours, feeds)
     cosines = []
     for sentence in zoo.EVERYDAY_SENTENCES:
         sample = zoo.minilm_inputs(128, [sentence])
@@ -148,7 +134,7 @@ print(json.dumps({"seconds": seconds, "peak_mb": peak_mb, "samples": report.cali
 
 
 def test_yolov8n_quantization_tool_time_and_memory(benchmark):
-    _fetch(zoo.yolov8n_path)
+    fetch_or_skip(zoo.yolov8n_path)
     completed = subprocess.run([sys.executable, "-c", TOOL_SCRIPT], capture_output=True, text=True, check=True)
     figures = json.loads(completed.stdout.strip().splitlines()[-1])
     benchmark.extra_info.update(figures)

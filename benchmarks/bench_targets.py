@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from optimizer.backends.onnxruntime import compare_latency, create_session
+from optimizer.backends.onnxruntime import create_session
 from optimizer.backends.registry import get_backend
 from optimizer.benchmarks import zoo
+from optimizer.benchmarks.ratios import fetch_or_skip, median_ratio
 from optimizer.benchmarks.yolo_detections import (
     BORDERLINE_MARGIN,
     SCORE_THRESHOLD,
@@ -29,21 +30,6 @@ pytestmark = pytest.mark.zoo
 THREADS = 2
 
 
-def _fetch(path_function):
-    try:
-        return path_function()
-    except zoo.ZooUnavailable as error:
-        pytest.skip(str(error))
-
-
-def _speedup(fp32, ours, feeds) -> tuple[float, float, float]:
-    """fp32 / ours latency: the median of three comparisons of 8 alternating blocks of 15 runs."""
-    runs = sorted((compare_latency(fp32, ours, feeds, block=15, min_rounds=8, max_rounds=8) for _ in range(3)),
-                  key=lambda pair: pair[0].median_ms / pair[1].median_ms)
-    a, b = runs[1][0].median_ms, runs[1][1].median_ms
-    return a / b, a, b
-
-
 def _artifact_session(result):
     return get_backend(result.artifact.manifest.runtime).load(result.artifact, threads=THREADS)
 
@@ -54,14 +40,14 @@ def _candidates(result) -> str:
 
 
 def test_yolov8n_cpu_target_against_fp32(benchmark, tmp_path):
-    path = _fetch(zoo.yolov8n_path)
+    path = fetch_or_skip(zoo.yolov8n_path)
     # 64 samples: the five photos and augmentations of them (flips, crops, brightness); checked on the photos.
     calibration = zoo.yolov8n_calibration(320, samples=64)
     result = optimizer.optimize(path, target="cpu", shapes={"images": (1, 3, 320, 320)}, calibration=calibration,
                                 output_dir=tmp_path, threads=THREADS)
     ours, fp32 = _artifact_session(result), create_session(path, threads=THREADS, label="fp32")
     feeds = zoo.yolov8n_inputs(320)
-    ratio, fp32_ms, ours_ms = _speedup(fp32, ours, feeds)
+    ratio, fp32_ms, ours_ms = median_ratio(fp32, ours, feeds)
     cosines, missing = [], []
     for photo in zoo.PHOTO_NAMES:
         sample = zoo.yolov8n_inputs(320, photo)
@@ -85,7 +71,7 @@ def test_yolov8n_cpu_target_against_fp32(benchmark, tmp_path):
 
 
 def test_minilm_cpu_target_against_fp32(benchmark, tmp_path):
-    path = _fetch(zoo.minilm_path)
+    path = fetch_or_skip(zoo.minilm_path)
     calibration = zoo.minilm_calibration(128, zoo.CALIBRATION_SENTENCES)
     held_out = zoo.minilm_calibration(128, zoo.EVERYDAY_SENTENCES)  # judged on sentences calibration never saw
     feeds = zoo.minilm_inputs()
@@ -95,7 +81,7 @@ def test_minilm_cpu_target_against_fp32(benchmark, tmp_path):
                                 # which the mean pooling masks out, are reported but do not decide.
                                 fidelity_outputs=["sentence_embedding"])
     ours, fp32 = _artifact_session(result), create_session(path, threads=THREADS, label="fp32")
-    ratio, fp32_ms, ours_ms = _speedup(fp32, ours, feeds)
+    ratio, fp32_ms, ours_ms = median_ratio(fp32, ours, feeds)
     cosines = [cosine(fp32.run(s)["sentence_embedding"], ours.run(s)["sentence_embedding"]) for s in held_out]
     manifest = result.artifact.manifest
     benchmark.extra_info.update({"fp32_ms": fp32_ms, "optimized_ms": ours_ms, "speedup": ratio,
@@ -111,7 +97,7 @@ def test_minilm_cpu_target_against_fp32(benchmark, tmp_path):
 
 
 def test_silero_vad_cpu_target_works_although_openvino_cannot_read_it(tmp_path):
-    path = _fetch(zoo.silero_vad_path)
+    path = fetch_or_skip(zoo.silero_vad_path)
     feeds = zoo.silero_vad_inputs()
     result = optimizer.optimize(path, target="cpu", inputs=feeds, output_dir=tmp_path, threads=THREADS)
     runtimes = {c["runtime"]: c for c in result.report.candidates}

@@ -14,7 +14,6 @@ Each variant gets a folder of its own: `in` (its files), `out` (the output folde
 from __future__ import annotations
 
 import gc
-import hashlib
 import io
 import os
 import shutil
@@ -35,6 +34,7 @@ from onnxruntime_oracle import onnxruntime_verdict
 
 import optimizer.api  # imported once here, so that forked children start warm
 import optimizer.cli
+from optimizer.artifact import sha256_of as sha256
 
 WORKERS = 2
 MAX_TRIES_PER_KEPT = 6
@@ -293,14 +293,6 @@ def leftovers(job: Job, notes: list[str]) -> list[str]:
     if outcome_stdout := _read(job.root / "stdout"):
         notes.append(f"stdout not empty: {outcome_stdout[:100]!r}")
     return problems
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _snapshot(folder: Path) -> dict[str, str]:
