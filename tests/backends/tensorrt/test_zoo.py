@@ -16,6 +16,7 @@ from optimizer.benchmarks import zoo
 from optimizer.benchmarks.real_models import fetch
 
 from optimizer.ir import load_model
+from optimizer.passes import FreezeInputs, FreezeInputsConfig
 from optimizer.pipeline import pipeline_stages, run_pipeline
 
 pytestmark = [pytest.mark.zoo, pytest.mark.slow]
@@ -69,11 +70,9 @@ def test_minilm_fp16_builds_with_the_default_profile(make_bundle, quantize, a10g
 
 
 def _freeze_sample_rate(model: ir.Model) -> None:
-    """`sr` as the constant 16000: the If between Silero's 8 kHz and 16 kHz graphs then folds away."""
-    sr = next(value for value in model.graph.inputs if value.name == "sr")
-    model.graph.inputs.remove(sr)
-    sr.const_value = ir.tensor(np.array(16000, dtype=np.int64), name="sr")
-    model.graph.register_initializer(sr)
+    """`sr` as the constant 16000 (hwopt's --freeze-input): the If between Silero's 8 kHz and 16 kHz graphs then
+    folds away."""
+    FreezeInputs(FreezeInputsConfig({"sr": np.array(16000, dtype=np.int64)}))(model)
 
 
 def test_silero_vad_fp32_builds_once_the_sample_rate_is_a_constant(make_bundle, quantize, a10g):
@@ -87,8 +86,8 @@ def test_silero_vad_fp32_builds_once_the_sample_rate_is_a_constant(make_bundle, 
     "Silero VAD picks its 8 kHz or 16 kHz graph with an If on the `sr` input, and TensorRT builds both branches: "
     "at the deployed input [1, 576] the 8 kHz branch's shapes do not work out, so the parser rejects "
     "If_0_else_branch__Inline_0__/decoder/Squeeze (Reshaping [1,128,2] to [1,128]); left dynamic, TensorRT-RTX "
-    "1.7's builder fails an internal assertion (graphScope.cpp). Fix in the pipeline: fold `sr` to a constant "
-    "(see the test above)"))
+    "1.7's builder fails an internal assertion (graphScope.cpp). `--freeze-input sr=16000` folds it (see the "
+    "test above)"))
 @pytest.mark.parametrize("shapes", [SILERO_SHAPES, None], ids=["static", "dynamic"])
 def test_silero_vad_fp32_with_sr_as_an_input(shapes, make_bundle, quantize, a10g):
     path, _, _ = fetch("silero-vad")
