@@ -52,6 +52,7 @@ class Report:
     candidates: list[dict] = field(default_factory=list)
     """Every runtime tried: version, latency, fidelity, whether it verified and was chosen, or its error."""
     artifact_files: list[str] = field(default_factory=list)
+    artifact_bytes: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     schema_version: int = REPORT_SCHEMA_VERSION
 
