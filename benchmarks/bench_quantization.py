@@ -17,12 +17,7 @@ import pytest
 from optimizer.backends.onnxruntime import create_session
 from optimizer.benchmarks import zoo
 from optimizer.benchmarks.ratios import fetch_or_skip, median_ratio
-from optimizer.benchmarks.yolo_detections import (
-    BORDERLINE_MARGIN,
-    SCORE_THRESHOLD,
-    decode,
-    unmatched,
-)
+from optimizer.benchmarks.yolo_detections import compare_on_photos
 
 import optimizer
 from optimizer.quantization.options import QuantizationOptions
@@ -74,13 +69,7 @@ def test_yolov8n_int8_against_onnxruntime_quantize_static(benchmark, yolo_int8, 
     fp32 = create_session(path, threads=THREADS, label="fp32")
     ratio, theirs_ms, ours_ms = median_ratio(theirs, ours, feeds)
     vs_fp32, fp32_ms, _ = median_ratio(fp32, ours, feeds)
-    cosines, missing = [], []
-    for photo in zoo.PHOTO_NAMES:
-        sample = zoo.yolov8n_inputs(320, photo)
-        reference, quantized = fp32.run(sample)["output0"], ours.run(sample)["output0"]
-        cosines.append(cosine(reference, quantized))
-        low = SCORE_THRESHOLD - BORDERLINE_MARGIN
-        missing += unmatched(decode(reference), decode(quantized, low))
+    cosines, missing = compare_on_photos(fp32, ours)
         missing += unmatched(decode(quantized), decode(reference, low))
     benchmark.extra_info.update({"hwopt_int8_ms": ours_ms, "ort_int8_ms": theirs_ms, "vs_ort_quantize_static": ratio,
                                  "fp32_ms": fp32_ms, "vs_fp32": vs_fp32, "worst_cosine": min(cosines)})

@@ -8,11 +8,11 @@ drift on this shared, noisy machine hits both alike. Run with `make bench` (or `
 from __future__ import annotations
 
 import pytest
+from optimizer.backends.onnxruntime import compare_latency, create_session
+from optimizer.benchmarks.real_models import REAL_MODELS, fetch
 
 import optimizer
 from optimizer import ir as hir
-from optimizer.backends.onnxruntime import compare_latency, create_session
-from optimizer.benchmarks.real_models import REAL_MODELS, fetch
 from optimizer.pipeline import DEFAULT_OPT_LEVEL, pipeline_stages, run_pipeline
 
 pytestmark = pytest.mark.zoo

@@ -15,12 +15,7 @@ from optimizer.backends.onnxruntime import create_session
 from optimizer.backends.registry import get_backend
 from optimizer.benchmarks import zoo
 from optimizer.benchmarks.ratios import fetch_or_skip, median_ratio
-from optimizer.benchmarks.yolo_detections import (
-    BORDERLINE_MARGIN,
-    SCORE_THRESHOLD,
-    decode,
-    unmatched,
-)
+from optimizer.benchmarks.yolo_detections import compare_on_photos
 
 import optimizer
 from optimizer.verify import cosine
@@ -48,13 +43,7 @@ def test_yolov8n_cpu_target_against_fp32(benchmark, tmp_path):
     ours, fp32 = _artifact_session(result), create_session(path, threads=THREADS, label="fp32")
     feeds = zoo.yolov8n_inputs(320)
     ratio, fp32_ms, ours_ms = median_ratio(fp32, ours, feeds)
-    cosines, missing = [], []
-    for photo in zoo.PHOTO_NAMES:
-        sample = zoo.yolov8n_inputs(320, photo)
-        reference, optimized = fp32.run(sample)["output0"], ours.run(sample)["output0"]
-        cosines.append(cosine(reference, optimized))
-        low = SCORE_THRESHOLD - BORDERLINE_MARGIN
-        missing += unmatched(decode(reference), decode(optimized, low))
+    cosines, missing = compare_on_photos(fp32, ours)
         missing += unmatched(decode(optimized), decode(reference, low))
     manifest = result.artifact.manifest
     benchmark.extra_info.update({"fp32_ms": fp32_ms, "optimized_ms": ours_ms, "speedup": ratio,

@@ -64,3 +64,21 @@ def unmatched(reference: list[Detection], candidate: list[Detection], min_iou: f
         if not same_class or iou(np.array(detection.box), np.array(same_class)).max() < min_iou:
             missing.append(detection)
     return missing
+
+
+def compare_on_photos(reference_session, session, size: int = 320) -> tuple[list[float], list]:
+    """Output cosine per sample photo, and the detections that either model has and the other lacks (a
+    detection within BORDERLINE_MARGIN of the threshold may fall either side)."""
+    from optimizer.benchmarks import zoo
+
+    from optimizer.verify import cosine
+
+    cosines, missing = [], []
+    low = SCORE_THRESHOLD - BORDERLINE_MARGIN
+    for photo in zoo.PHOTO_NAMES:
+        sample = zoo.yolov8n_inputs(size, photo)
+        reference, candidate = reference_session.run(sample)["output0"], session.run(sample)["output0"]
+        cosines.append(cosine(reference, candidate))
+        missing += unmatched(decode(reference), decode(candidate, low))
+        missing += unmatched(decode(candidate), decode(reference, low))
+    return cosines, missing

@@ -135,10 +135,7 @@ def optimize(
     """
     started = time.perf_counter()
     profile = get_target(target)
-    options, requested = _quantization_options(precision, quantization, calibration)
-    plan = make_plan(profile, requested, calibrated=options.calibration is not None, runtime=runtime)
-    options = dataclasses.replace(options, precision=plan.precision)
-    check_precision(plan)
+    plan, options = _plan(profile, precision, quantization, calibration, runtime)
     if min_cosine is None:
         # With an accuracy budget the budget is the criterion (its report says whether it held); verification
         # still runs and reports every output's fidelity, but does not reject the best model found.
@@ -240,17 +237,13 @@ def check(
     """Pre-flight only: plan for `target`, run the passes and quantization in memory, and list every node the
     target cannot run as planned. Nothing is written."""
     profile = get_target(target)
-    options, requested = _quantization_options(precision, quantization, calibration)
-    plan = make_plan(profile, requested, calibrated=options.calibration is not None, runtime=runtime)
-    options = dataclasses.replace(options, precision=plan.precision)
-    check_precision(plan)
+    plan, options = _plan(profile, precision, quantization, calibration, runtime)
     shapes = _normalize_shapes(shapes)
     result = CheckResult(plan, {})
     with tempfile.TemporaryDirectory(prefix="hwopt-original-") as scratch:
         original_path, working, _ = _import(model, example_inputs, Path(scratch))
         frozen = _frozen_inputs(freeze_inputs, hir.input_specs(working))
-        for index, backend in enumerate(plan.backends):
-            copy = working if index == len(plan.backends) - 1 else hir.load_model(original_path)
+        for backend, copy in _model_per_backend(plan.backends, working, original_path):
             try:
                 candidate = prepare_candidate(copy, backend, plan, opt_level, shapes, options, threads, frozen)
             except RuntimeNotAvailableError as error:
@@ -266,8 +259,7 @@ def _build_candidates(working: ir.Model, original_path: Path, shared: BuildInput
     errors) is recorded and the others go on; with one, its pre-flight error is the run's error."""
     backends = shared.plan.backends
     candidates = []
-    for index, backend in enumerate(backends):
-        model = working if index == len(backends) - 1 else hir.load_model(original_path)
+    for backend, model in _model_per_backend(backends, working, original_path):
         try:
             candidates.append(build_candidate(model, backend, shared, staging / backend))
         except (PreflightError, RuntimeNotAvailableError) as error:
@@ -339,6 +331,23 @@ def _artifact_summary(artifact: Artifact, output_dir: Path) -> ModelSummary:
         op_histogram=hir.op_histogram(model),
         opset=hir.default_opset_version(model),
     )
+
+
+def _plan(profile: TargetProfile, precision: str | None, quantization: QuantizationOptions | None,
+          calibration: Any, runtime: str | None) -> tuple[Plan, QuantizationOptions]:
+    """The target's plan and the quantization options at the plan's precision."""
+    options, requested = _quantization_options(precision, quantization, calibration)
+    plan = make_plan(profile, requested, calibrated=options.calibration is not None, runtime=runtime)
+    options = dataclasses.replace(options, precision=plan.precision)
+    check_precision(plan)
+    return plan, options
+
+
+def _model_per_backend(backends: Sequence[str], working: ir.Model, original_path: Path):
+    """Each backend's own copy of the imported model (passes change it in place); the last one takes
+    `working` itself rather than loading it once more."""
+    for index, backend in enumerate(backends):
+        yield backend, working if index == len(backends) - 1 else hir.load_model(original_path)
 
 
 def _quantization_options(precision: str | None, options: QuantizationOptions | None,

@@ -185,11 +185,10 @@ class WithoutInputs:
 
 def _quantize(model: ir.Model, options: QuantizationOptions, backend: str,
               threads: int | None) -> QuantizationReport:
-    # Runtimes without an INT8 scheme of their own (a fallback for LiteRT) take ONNX Runtime's.
-    runtime = backend if backend in ("onnxruntime", "openvino", "tensorrt") else "onnxruntime"
+    # Every built backend has an INT8 scheme of its own (quantization.schemes.RUNTIME_SCHEMES).
     if options.max_accuracy_drop is not None:
-        return search_accuracy_budget(model, options, runtime=runtime, threads=threads)
-    return quantize_model(model, options, runtime=runtime, threads=threads)
+        return search_accuracy_budget(model, options, runtime=backend, threads=threads)
+    return quantize_model(model, options, runtime=backend, threads=threads)
 
 
 def _session(runtime, candidate: Candidate, threads: int | None) -> Session:
