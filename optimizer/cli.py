@@ -3,6 +3,10 @@
     optimize MODEL.onnx [--target cpu] [-o OUT] [-O 0-3] [--shape NAME=1x3x320x320] [--inputs X.npz] ...
     optimize targets [NAME]
     optimize check MODEL.onnx --target jetson [--precision int8] [--shape ...]
+    optimize bench MODEL_OR_ARTIFACT [--batch 1,8] [--time 10s] [--remote URL]
+    optimize compare [RUN_ID ...]
+    optimize dashboard [--db FILE] -o dashboard.html
+    optimize agent --host 0.0.0.0 --port 8765 --token SECRET
 
 Errors print as one line on stderr (`optimize: error: ...`) with exit code 2 for usage mistakes and 1 for
 failures; `--debug` adds the traceback.
@@ -11,6 +15,7 @@ failures; `--debug` adds the traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
@@ -32,7 +37,7 @@ from optimizer.quantization.options import (
 PROG = "optimize"
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
     """argparse that raises instead of printing usage and exiting, so every error is one line."""
 
     def error(self, message: str):
@@ -68,7 +73,7 @@ def parse_constant(text: str) -> tuple[str, float | int]:
             from None
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -101,16 +106,17 @@ def _version() -> str:
     return __version__
 
 
-def _common_flags(parser: argparse.ArgumentParser) -> None:
+def common_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show tracebacks and library warnings")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON instead of a table")
     parser.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
 
 
 def build_optimize_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="Optimize an ONNX model for a target device, verify it and "
+    parser = Parser(prog=PROG, description="Optimize an ONNX model for a target device, verify it and "
                      "report how it changed. Other commands: `optimize targets [NAME]`, "
-                     "`optimize check MODEL --target X`.")
+                     "`optimize check MODEL --target X`, `optimize bench`, `optimize compare`, "
+                     "`optimize dashboard`, `optimize agent`.")
     parser.add_argument("--version", action="version", version=f"hwopt {_version()}")
     parser.add_argument("model", help="the ONNX model to optimize (never modified)")
     _target_flags(parser)
@@ -124,10 +130,10 @@ def build_optimize_parser() -> argparse.ArgumentParser:
                         help="an output whose fidelity decides (repeatable; default: every output, the others "
                         "are still reported)")
     parser.add_argument("--no-benchmark", action="store_true", help="skip timing the two models")
-    parser.add_argument("--threads", type=_positive_int, help="ONNX Runtime intra-op threads")
+    parser.add_argument("--threads", type=positive_int, help="ONNX Runtime intra-op threads")
     parser.add_argument("--force", "-f", action="store_true", help="overwrite an existing output")
     _quantization_flags(parser)
-    _common_flags(parser)
+    common_flags(parser)
     return parser
 
 
@@ -159,12 +165,12 @@ def _quantization_flags(parser: argparse.ArgumentParser) -> None:
                        "mean=0/0/0,std=1/1/1")
     group.add_argument("--calibration-method", choices=RANGE_METHODS, default="percentile",
                        help="how activation ranges are chosen (default percentile, 99.99)")
-    group.add_argument("--calibration-samples", type=_positive_int, default=DEFAULT_CALIBRATION_SAMPLES,
+    group.add_argument("--calibration-samples", type=positive_int, default=DEFAULT_CALIBRATION_SAMPLES,
                        metavar="N", help=f"use at most N samples (default {DEFAULT_CALIBRATION_SAMPLES})")
     group.add_argument("--percentile", type=float, default=99.99, help="for --calibration-method percentile")
     group.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
                        help="keep nodes in float by name or op type, globs allowed (repeatable)")
-    group.add_argument("--int4-block-size", type=_positive_int, default=32, metavar="N",
+    group.add_argument("--int4-block-size", type=positive_int, default=32, metavar="N",
                        help="block size of int4 weights (default 32)")
     group.add_argument("--max-accuracy-drop", type=float, metavar="D",
                        help="keep the most sensitive layers float until the drop is at most D (metric units, "
@@ -177,21 +183,21 @@ def _quantization_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build_check_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=f"{PROG} check", description="Pre-flight: list every node the target cannot run as "
+    parser = Parser(prog=f"{PROG} check", description="Pre-flight: list every node the target cannot run as "
                      "planned (unsupported op, dynamic shape on an NPU, precision the device lacks) and what will "
                      "happen to it. Writes nothing; exits 1 when no runtime of the plan can compile the model.")
     parser.add_argument("model", help="the ONNX model to check")
     _target_flags(parser)
     _quantization_flags(parser)
-    parser.add_argument("--threads", type=_positive_int, help="ONNX Runtime intra-op threads (calibration)")
-    _common_flags(parser)
+    parser.add_argument("--threads", type=positive_int, help="ONNX Runtime intra-op threads (calibration)")
+    common_flags(parser)
     return parser
 
 
 def build_targets_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=f"{PROG} targets", description="List the device profiles, or show one.")
+    parser = Parser(prog=f"{PROG} targets", description="List the device profiles, or show one.")
     parser.add_argument("name", nargs="?", help="a target name or alias")
-    _common_flags(parser)
+    common_flags(parser)
     return parser
 
 
@@ -307,7 +313,24 @@ def run_check(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
-COMMANDS = {"targets": (build_targets_parser, run_targets), "check": (build_check_parser, run_check)}
+COMMANDS = {
+    "targets": (build_targets_parser, run_targets),
+    "check": (build_check_parser, run_check),
+    # The benchmarking commands live in their own modules (each with build_parser and run), imported on use so
+    # that `optimize MODEL` does not pay for them.
+    "bench": "optimizer.commands.bench",
+    "compare": "optimizer.commands.compare",
+    "dashboard": "optimizer.commands.dashboard",
+    "agent": "optimizer.commands.agent",
+}
+
+
+def _command(name: str):
+    entry = COMMANDS[name]
+    if isinstance(entry, str):
+        module = importlib.import_module(entry)
+        return module.build_parser, module.run
+    return entry
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -316,7 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet_libraries(debug)
     try:
         if argv and argv[0] in COMMANDS:
-            build, run = COMMANDS[argv[0]]
+            build, run = _command(argv[0])
             argv = argv[1:]
         else:
             build, run = build_optimize_parser, run_optimize
