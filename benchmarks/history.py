@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Self
 
 from optimizer.benchmarks.run_report import RunReport, RunReportError
 from optimizer.errors import HwoptError
@@ -68,7 +69,7 @@ class History:
         except (OSError, sqlite3.Error) as error:
             raise HistoryError(f"{self.path}: cannot open the benchmark history ({error})") from None
 
-    def __enter__(self) -> History:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

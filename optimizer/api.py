@@ -320,13 +320,9 @@ def _artifact_summary(artifact: Artifact, output_dir: Path) -> ModelSummary:
     """The artifact's size on disk and the graph of its ONNX model (what every runtime here compiles from)."""
     onnx_path = artifact.folder / MODEL_FILE
     model = hir.load_model(onnx_path)
-    files = artifact.manifest.files
-    # The size of what the runtime loads: its entry and everything beside it, but not the portable ONNX copy
-    # an OpenVINO or ORT-optimized artifact also carries (report.artifact_bytes has the whole folder).
-    portable = {MODEL_FILE, DATA_FILE} if artifact.manifest.entry not in (MODEL_FILE, DATA_FILE) else set()
     return ModelSummary(
         path=str(output_dir / artifact.manifest.entry),
-        size_bytes=sum(entry.bytes for name, entry in files.items() if name not in portable),
+        size_bytes=artifact.runtime_bytes,  # report.artifact_bytes has the whole folder
         nodes=hir.count_nodes(model),
         op_histogram=hir.op_histogram(model),
         opset=hir.default_opset_version(model),

@@ -23,6 +23,8 @@ MANIFEST_FILE = "manifest.json"
 MANIFEST_SCHEMA_VERSION = 1
 # Written beside an artifact by `optimize`, but not part of it: the report describes the run, not the files.
 NOT_ARTIFACT_FILES = frozenset({MANIFEST_FILE, "report.json"})
+# The ONNX model every artifact carries (what each runtime here compiles from), and its external data.
+PORTABLE_ONNX_FILES = ("model.onnx", "model.onnx.data")
 
 
 class ArtifactError(HwoptError):
@@ -90,6 +92,13 @@ class Artifact:
     @property
     def size_bytes(self) -> int:
         return sum(entry.bytes for entry in self.manifest.files.values())
+
+    @property
+    def runtime_bytes(self) -> int:
+        """The size of what the runtime loads: its entry and everything beside it, but not the portable ONNX
+        copy that an OpenVINO or ORT-optimized artifact also carries."""
+        portable = set(PORTABLE_ONNX_FILES) if self.manifest.entry not in PORTABLE_ONNX_FILES else set()
+        return sum(entry.bytes for name, entry in self.manifest.files.items() if name not in portable)
 
 
 def tensor_specs(values: list[ir.Value]) -> list[TensorSpec]:
