@@ -25,6 +25,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from optimizer.errors import HwoptError, UsageError
+from optimizer.progress import progress_for, showing
 from optimizer.quantization.metrics import BUILTIN_METRICS
 from optimizer.quantization.options import (
     DEFAULT_CALIBRATION_SAMPLES,
@@ -210,23 +211,24 @@ def run_optimize(args: argparse.Namespace) -> int:
         raise UsageError("--shape given twice for the same input")
     model = Path(args.model)
     output = args.output if args.output is not None else Path(f"{model.stem}-hwopt")
-    result = optimize(
-        model,
-        target=args.target,
-        shapes=shapes,
-        inputs=args.inputs,
-        output_dir=output,
-        opt_level=args.opt_level,
-        verify_outputs=not args.no_verify,
-        min_cosine=args.min_cosine,
-        benchmark=not args.no_benchmark,
-        threads=args.threads,
-        force=args.force,
-        quantization=_quantization_options(args),
-        runtime=args.runtime,
-        freeze_inputs=_frozen(args),
-        fidelity_outputs=args.fidelity_output or None,
-    )
+    with showing(progress_for(args)):
+        result = optimize(
+            model,
+            target=args.target,
+            shapes=shapes,
+            inputs=args.inputs,
+            output_dir=output,
+            opt_level=args.opt_level,
+            verify_outputs=not args.no_verify,
+            min_cosine=args.min_cosine,
+            benchmark=not args.no_benchmark,
+            threads=args.threads,
+            force=args.force,
+            quantization=_quantization_options(args),
+            runtime=args.runtime,
+            freeze_inputs=_frozen(args),
+            fidelity_outputs=args.fidelity_output or None,
+        )
     quantization = result.report.quantization
     if quantization is not None and not args.json:
         for warning in quantization.warnings:

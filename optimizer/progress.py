@@ -2,14 +2,21 @@
 
 A bar is drawn only when stderr is a terminal and the command was not asked to be quiet or to print JSON, so
 scripts, CI logs and piped output never see carriage returns. Work reports progress through a plain callable,
-`progress(stage, fraction)`, and knows nothing about terminals.
+`progress(stage, fraction)`, and knows nothing about terminals. Work deep inside a pipeline (calibration, the
+accuracy search) calls `report_progress`, which reaches the bar the command put up with `showing(bar)`, so no
+callback has to be threaded through every layer between the command and the loop.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TextIO
+
+_active: ContextVar[Callable[[str, float], None] | None] = ContextVar("hwopt_progress", default=None)
 
 BAR_WIDTH = 24
 REDRAW_SECONDS = 0.1
@@ -51,3 +58,22 @@ def progress_for(args) -> ProgressBar | None:
         return None
     bar = ProgressBar()
     return bar if bar.enabled else None
+
+
+@contextmanager
+def showing(bar: ProgressBar | None) -> Iterator[None]:
+    """Send `report_progress` calls made inside the block to `bar` (None: nowhere), and end its line after."""
+    token = _active.set(bar)
+    try:
+        yield
+    finally:
+        _active.reset(token)
+        if bar is not None:
+            bar.close()
+
+
+def report_progress(stage: str, fraction: float) -> None:
+    """Progress of long work, shown when a command is showing a bar; free otherwise."""
+    bar = _active.get()
+    if bar is not None:
+        bar(stage, fraction)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from optimizer.cli import PROG, Parser, common_flags, positive_int
 from optimizer.errors import UsageError
-from optimizer.progress import progress_for
+from optimizer.progress import progress_for, report_progress, showing
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|min)?$")
 _UNIT_SECONDS = {"ms": 1e-3, "s": 1.0, None: 1.0, "m": 60.0, "min": 60.0}
@@ -121,15 +121,11 @@ def _check_combinations(args: argparse.Namespace) -> None:
 def _local(args: argparse.Namespace):
     from optimizer.benchmarks.runner import bench
 
-    progress = progress_for(args)
-    try:
+    with showing(progress_for(args)):
         return bench(args.source, target=args.target, runtime=args.runtime, batches=args.batch,
                      threads=args.threads, runs=args.runs, time_budget_s=args.time, inputs=args.inputs,
                      name=args.name, label=args.label, profile_operators=not args.no_operators,
-                     progress=progress)
-    finally:
-        if progress is not None:
-            progress.close()
+                     progress=report_progress)
 
 
 def _remote(args: argparse.Namespace):

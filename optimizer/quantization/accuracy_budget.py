@@ -27,6 +27,7 @@ import onnx_ir as ir
 from optimizer.backends.onnxruntime import create_session, measure_latency
 from optimizer.errors import UsageError
 from optimizer.ir import from_proto, input_specs, model_to_bytes, to_proto
+from optimizer.progress import report_progress
 from optimizer.quantization.options import QuantizationOptions
 from optimizer.quantization.quantize import (
     QuantizationReport,
@@ -95,9 +96,14 @@ def search_accuracy_budget(
     best: tuple[list[str], float] = ([], full_score)
     layers = full_report.quantized_layer_names
     if baseline - full_score > budget and layers:
-        sensitivity = {layer: quantized_and_scored([layer])[1] - full_score for layer in layers[:MAX_PROBED_LAYERS]}
+        probed = layers[:MAX_PROBED_LAYERS]
+        sensitivity = {}
+        for index, layer in enumerate(probed):
+            sensitivity[layer] = quantized_and_scored([layer])[1] - full_score
+            report_progress("layer sensitivity", (index + 1) / len(probed))
         ranked = sorted(sensitivity, key=sensitivity.get, reverse=True)
         for count in range(1, len(ranked) + 1):
+            report_progress("accuracy search", count / len(ranked))
             trial = ranked[:count]
             value, _ = evaluate(f"{count} most sensitive layer(s) float", trial)
             within = baseline - value <= budget

@@ -24,6 +24,7 @@ from optimizer.backends.onnxruntime.session import OrtSession, create_session
 from optimizer.errors import UsageError
 from optimizer.inputs import Feeds
 from optimizer.ir import has_external_data, model_to_bytes, save_model
+from optimizer.progress import report_progress
 from optimizer.quantization.calibration.statistics import DEFAULT_BINS, TensorStatistics
 
 FLOAT_TYPES = frozenset({ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.DOUBLE})
@@ -63,6 +64,8 @@ def collect_statistics(
         done += 1
         if progress is not None:
             progress(done, total)
+        elif total:
+            report_progress("calibrating", done / total)
     return {name: stats for name, stats in statistics.items() if name not in not_float}
 
 
