@@ -6,6 +6,7 @@ A backend is one runtime (ONNX Runtime, OpenVINO, TensorRT, LiteRT). hwopt asks 
     preflight(model, target, precision)     the nodes it cannot run as planned, and what will happen to each
     compile(model, options, folder)         write the artifact's files for a target into `folder`
     load(artifact, threads=None)            a session that runs the artifact here: run(feeds) -> outputs
+    profile_operators(artifact, feeds)      time per operator type, from the runtime's own profiler
 
 The IR passes (cleanup, quantization) run before `compile`; `compile` only does what its runtime needs on top
 (saving ORT's optimized graph, converting to OpenVINO IR, writing a TensorRT build script). The manifest and
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import onnx_ir as ir
+from optimizer.benchmarks.run_report import OperatorTime
 
 from optimizer.errors import RuntimeNotAvailableError
 
@@ -100,6 +102,10 @@ class Compiled:
 
 
 class Session(Protocol):
+    """A loaded artifact. A session may also carry `arena_bytes: int | None`, the working memory the runtime
+    reserved for it outside what the process's RSS shows (TensorRT's engine device memory); it is optional, so
+    readers ask `getattr(session, "arena_bytes", None)`, and None means the runtime does not say."""
+
     output_names: list[str]
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -119,6 +125,32 @@ class Backend(Protocol):
     def compile(self, model: ir.Model, options: CompileOptions, folder: Path) -> Compiled: ...
 
     def load(self, artifact: Artifact, *, threads: int | None = None) -> Session: ...
+
+    def profile_operators(self, artifact: Artifact, feeds: Mapping[str, np.ndarray], *,
+                          threads: int | None = None, runs: int = 10) -> list[OperatorTime]:
+        """Time per operator type, hottest first: a warm-up, then `runs` runs of `feeds` with the runtime's
+        profiler on, in a session of its own (a profiler slows what it watches, so the timed session never has
+        one). Op types are the runtime's own names for what it ran, after its fusions (ORT's FusedConv,
+        OpenVINO's Convolution with its activation inside; TensorRT's layer types, or its layer names where
+        the engine does not tell the types). [] when the runtime has no profiler here."""
+
+
+def rank_operator_times(total_ms: Mapping[str, float], calls: Mapping[str, int], runs: int) -> list[OperatorTime]:
+    """Per-inference times from times and kernel calls summed over `runs` profiled runs, hottest first.
+
+    Calls are rounded to whole calls per inference, but never to 0 for a kernel that ran: one that ran in
+    some runs only (a data-dependent branch) still shows."""
+    if runs <= 0:
+        return []
+    summed = sum(total_ms.values())
+    ranked = sorted(total_ms.items(), key=lambda item: (-item[1], item[0]))
+    return [OperatorTime(op_type, ms / runs, 100.0 * ms / summed if summed else 0.0, _per_run(calls, op_type, runs))
+            for op_type, ms in ranked]
+
+
+def _per_run(calls: Mapping[str, int], op_type: str, runs: int) -> int:
+    count = calls.get(op_type, 0)
+    return max(1, round(count / runs)) if count else 0
 
 
 def import_runtime(module: str, extra: str) -> ModuleType:

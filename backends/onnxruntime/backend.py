@@ -9,12 +9,16 @@ machines; they are applied at load time instead.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 import onnx_ir as ir
 import onnxruntime as ort
 from optimizer.backends.base import Capabilities, Compiled, CompileOptions, PreflightIssue
+from optimizer.backends.onnxruntime import profiling
 from optimizer.backends.onnxruntime.session import OrtSession, create_session, runtime_version
+from optimizer.benchmarks.run_report import OperatorTime
 
 from optimizer import ir as hir
 from optimizer.errors import ModelRunError
@@ -75,6 +79,13 @@ class OnnxRuntimeBackend:
         threads = threads or artifact.manifest.details.get("threads")
         return create_session(artifact.entry_path, threads=threads, label="optimized model")
 
+    def profile_operators(self, artifact, feeds: Mapping[str, np.ndarray], *, threads: int | None = None,
+                          runs: int = 10) -> list[OperatorTime]:
+        """Time per operator type from ORT's profiler, in a session built as `load` builds it."""
+        threads = threads or artifact.manifest.details.get("threads")
+        return profiling.profile_operators(artifact.entry_path, feeds, threads=threads, runs=runs,
+                                           label="optimized model")
+
 
 def _save_optimized(source: Path, destination: Path) -> None:
     options = ort.SessionOptions()
@@ -83,6 +94,6 @@ def _save_optimized(source: Path, destination: Path) -> None:
     options.log_severity_level = 4
     try:
         ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
-    except Exception as error:  # ORT's own exception types; report on one line naming the file
+    except Exception as error:  # noqa: BLE001 - ORT's own exception types; report on one line naming the file
         raise ModelRunError(f"ONNX Runtime cannot load {source.name}: {' '.join(str(error).split())[:300]}",
                             which="optimized model", phase="load") from None

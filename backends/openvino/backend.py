@@ -26,6 +26,7 @@ from optimizer.backends.base import (
     PreflightIssue,
     runtime_installed,
 )
+from optimizer.backends.openvino import profiling
 from optimizer.backends.openvino.nncf_int8 import (
     has_attention,
     layer_precisions,
@@ -42,6 +43,7 @@ from optimizer.backends.openvino.runtime import (
     runtime_version,
 )
 from optimizer.backends.openvino.session import LATENCY, OpenVINOSession
+from optimizer.benchmarks.run_report import OperatorTime
 
 from optimizer import ir as hir
 from optimizer.errors import ModelRunError, UsageError
@@ -152,19 +154,31 @@ class OpenVINOBackend:
                         runs_here=present, layers=layers)
 
     def load(self, artifact: Artifact, *, threads: int | None = None) -> OpenVINOSession:
-        details = artifact.manifest.details
-        device = artifact.manifest.device
-        hint = details.get("inference_precision_hint")
-        if hint == "bf16" and device.startswith("CPU") and device_present(device) and not _cpu_has_bf16():
-            hint = "f32"  # compiled where the CPU has bf16, run on one without: f32 is what it would pick
         return OpenVINOSession(
             artifact.entry_path,
-            device=device,
-            inference_precision=hint,
-            threads=threads or details.get("threads"),
+            device=artifact.manifest.device,
+            inference_precision=_precision_here(artifact),
+            threads=threads or artifact.manifest.details.get("threads"),
             output_names=[spec.name for spec in artifact.manifest.outputs],
             label="optimized model",
         )
+
+    def profile_operators(self, artifact: Artifact, feeds: Mapping[str, np.ndarray], *,
+                          threads: int | None = None, runs: int = 10) -> list[OperatorTime]:
+        """Time per node type from OpenVINO's performance counters, compiled as `load` compiles."""
+        return profiling.profile_operators(
+            artifact.entry_path, feeds, device=artifact.manifest.device,
+            inference_precision=_precision_here(artifact),
+            threads=threads or artifact.manifest.details.get("threads"), runs=runs, label="optimized model")
+
+
+def _precision_here(artifact: Artifact) -> str | None:
+    """The artifact's inference precision hint, as this machine can follow it."""
+    hint = artifact.manifest.details.get("inference_precision_hint")
+    device = artifact.manifest.device
+    if hint == "bf16" and device.startswith("CPU") and device_present(device) and not _cpu_has_bf16():
+        hint = "f32"  # compiled where the CPU has bf16, run on one without: f32 is what it would pick
+    return hint
 
 
 def _compile_saved(path: Path, device: str, hint: str | None, threads: int | None) -> OpenVINOSession:

@@ -39,10 +39,11 @@ from optimizer.backends.base import (
     PreflightIssue,
     runtime_installed,
 )
-from optimizer.backends.tensorrt import ops, rtx_check
+from optimizer.backends.tensorrt import ops, profiling, rtx_check
 from optimizer.backends.tensorrt.templates import build_engine as build_script
 from optimizer.backends.tensorrt.templates.readme import README
 from optimizer.backends.tensorrt.templates.trtexec import TRTEXEC_SH
+from optimizer.benchmarks.run_report import OperatorTime
 
 from optimizer import ir as hir
 from optimizer.artifact import sha256_of
@@ -133,6 +134,17 @@ class TensorRTBackend:
                 f"machine has {missing}; copy the folder to the device and build it there with {SCRIPT_FILE} "
                 f"(see its {README_FILE})")
         return TensorRTSession(_runner(Path(artifact.folder)), label="optimized model")
+
+    def profile_operators(self, artifact, feeds: Mapping[str, np.ndarray], *, threads: int | None = None,
+                          runs: int = 10) -> list[OperatorTime]:
+        """Time per layer type, or per layer where the engine does not say its type (see profiling.py), on a
+        session of its own; `threads` does not apply to a GPU. Untested on hardware."""
+        session = self.load(artifact)
+        try:
+            return profiling.profile_engine(session.runner, feeds, runs=runs)
+        except (build_script.BuildError, RuntimeError, TypeError, ValueError) as error:
+            raise ModelRunError(f"TensorRT cannot profile the {session.label}: {error}",
+                                which=session.label) from None
 
 
 def tensorrt_version() -> str | None:
@@ -502,6 +514,7 @@ class TensorRTSession:
         self.runner = runner
         self.label = label
         self.output_names = list(runner.output_names)
+        self.arena_bytes = engine_device_memory(getattr(runner, "engine", None))
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         try:
@@ -512,3 +525,14 @@ class TensorRTSession:
     def run_raw(self, feeds: Mapping[str, np.ndarray]) -> None:
         self.runner.set_inputs(dict(feeds))
         self.runner.execute()
+
+
+def engine_device_memory(engine: Any) -> int | None:
+    """The GPU memory an execution context of `engine` takes for activations and scratch, which the process's
+    RSS does not show; None where TensorRT does not say. Untested on hardware."""
+    # device_memory_size_v2 since 10.1 (int64); device_memory_size before, deprecated since.
+    for attribute in ("device_memory_size_v2", "device_memory_size"):
+        size = getattr(engine, attribute, None)
+        if isinstance(size, int):
+            return size
+    return None
