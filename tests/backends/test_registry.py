@@ -9,7 +9,7 @@ def test_every_built_backend_speaks_the_protocol():
     for name in BUILT:
         backend = get_backend(name)
         assert backend.name == name
-        for method in ("capabilities", "preflight", "compile", "load"):
+        for method in ("capabilities", "preflight", "compile", "load", "profile_operators"):
             assert callable(getattr(backend, method))
 
 
