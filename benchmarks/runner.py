@@ -41,12 +41,13 @@ OPERATOR_PROFILE_RUNS = 10
 def bench(source: str | os.PathLike, *, target: str | None = None, runtime: str | None = None,
           batches: Sequence[int] = (1,), threads: int | None = None, runs: int | None = None,
           time_budget_s: float = 10.0, inputs: str | os.PathLike | None = None, name: str | None = None,
-          label: str | None = None, profile_operators: bool = True, progress: Progress | None = None) -> RunReport:
+          label: str | None = None, profile_operators: bool = True, progress: Progress | None = None,
+          shapes: Mapping[str, Sequence[int]] | None = None) -> RunReport:
     """Measure an artifact folder, or a plain .onnx model compiled unchanged (FP32) for `target`'s runtime.
 
     `batches`: batch sizes to time (the leading dim of every input); `runs`: exactly that many timed runs per
     batch instead of stopping on a tight interval or `time_budget_s` (seconds per batch size); `inputs`: an .npz
-    of real inputs (else generated from the input specs).
+    of real inputs (else generated from the input specs, with dynamic dims from `shapes` where given).
     """
     batches = _check_batches(batches)
     if runs is not None and runs < 1:
@@ -68,7 +69,7 @@ def bench(source: str | os.PathLike, *, target: str | None = None, runtime: str 
             compile_seconds = time.perf_counter() - started
         else:
             raise UsageError(f"{source}: no such model file or artifact folder")
-        report = _measure(artifact, batches, threads, TimingBudget(time_budget_s, runs), inputs,
+        report = _measure(artifact, batches, threads, TimingBudget(time_budget_s, runs), inputs, shapes or {},
                           profile_operators, progress)
     report.compile_seconds = compile_seconds
     report.model = ModelInfo(name or model_name(source), str(source.resolve()),
@@ -99,7 +100,8 @@ def compile_plain_model(path: Path, target: str, runtime: str | None, threads: i
 
 
 def _measure(artifact: Artifact, batches: list[int], threads: int | None, budget: TimingBudget,
-             inputs: str | os.PathLike | None, profile_operators: bool, progress: Progress | None) -> RunReport:
+             inputs: str | os.PathLike | None, shapes: Mapping[str, Sequence[int]], profile_operators: bool,
+             progress: Progress | None) -> RunReport:
     manifest = artifact.manifest
     if not manifest.runs_here:
         raise RuntimeNotAvailableError(
@@ -109,7 +111,7 @@ def _measure(artifact: Artifact, batches: list[int], threads: int | None, budget
     environment = capture_environment(threads)
     backend = get_backend(manifest.runtime)
     specs = input_specs_of(manifest)
-    base_feeds = _base_feeds(specs, inputs)
+    base_feeds = _base_feeds(specs, inputs, shapes)
     per_batch = {batch: with_batch(base_feeds, specs, batch) for batch in batches}
 
     rss_before = memory.current_rss_bytes()
@@ -189,9 +191,16 @@ def input_specs_of(manifest: Manifest) -> list[InputSpec]:
     return specs
 
 
-def _base_feeds(specs: list[InputSpec], inputs: str | os.PathLike | None) -> Feeds:
+def _base_feeds(specs: list[InputSpec], inputs: str | os.PathLike | None,
+                shapes: Mapping[str, Sequence[int]]) -> Feeds:
+    unknown = sorted(set(shapes) - {spec.name for spec in specs})
+    if unknown:
+        raise UsageError(f"--shape names unknown input(s) {', '.join(unknown)}; the model has "
+                         f"{', '.join(spec.name for spec in specs)}")
     if inputs is None:
-        return generate_inputs(specs)
+        return generate_inputs(specs, shapes)
+    if shapes:
+        raise UsageError("--shape is for generated inputs; --inputs already gives every input's shape")
     if not Path(inputs).is_file():
         raise UsageError(f"{inputs}: no such inputs file")
     return check_feeds(read_npz(inputs), specs, source=str(inputs))

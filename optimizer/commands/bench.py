@@ -17,7 +17,7 @@ import os
 import re
 from pathlib import Path
 
-from optimizer.cli import PROG, Parser, common_flags, positive_int
+from optimizer.cli import PROG, Parser, common_flags, parse_shape, positive_int
 from optimizer.errors import UsageError
 from optimizer.progress import progress_for, report_progress, showing
 
@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="time budget per batch size, e.g. 10s (default); timing stops earlier once the "
                         "median's 95%% interval is within 1%%")
     parser.add_argument("--inputs", type=Path, metavar="FILE.npz", help="real inputs (default: generated)")
+    parser.add_argument("--shape", action="append", type=parse_shape, default=[], metavar="NAME=DIMS",
+                        help="the shape of a generated input with dynamic dims, at batch 1, e.g. "
+                        "images=1x3x320x320 (repeatable)")
     parser.add_argument("--name", help="the model's name in the history (default: the source model's)")
     parser.add_argument("--label", help="the candidate's name in comparisons (default: '<precision> <runtime>')")
     parser.add_argument("--no-operators", action="store_true", help="skip the per-operator profile")
@@ -125,7 +128,14 @@ def _local(args: argparse.Namespace):
         return bench(args.source, target=args.target, runtime=args.runtime, batches=args.batch,
                      threads=args.threads, runs=args.runs, time_budget_s=args.time, inputs=args.inputs,
                      name=args.name, label=args.label, profile_operators=not args.no_operators,
-                     progress=report_progress)
+                     progress=report_progress, shapes=_shapes(args))
+
+
+def _shapes(args: argparse.Namespace) -> dict[str, tuple[int, ...]]:
+    shapes = dict(args.shape)
+    if len(shapes) != len(args.shape):
+        raise UsageError("--shape given twice for the same input")
+    return shapes
 
 
 def _remote(args: argparse.Namespace):

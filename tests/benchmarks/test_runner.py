@@ -114,3 +114,16 @@ def test_bad_options_are_usage_errors(demo_artifact, options, message):
 def test_a_missing_source_is_named(tmp_path):
     with pytest.raises(UsageError, match="no such model file or artifact folder"):
         bench(tmp_path / "nothing", **FAST)
+
+
+def test_generated_inputs_take_the_given_shapes(tmp_path):
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["x"], ["y"], keepdims=0)], "mean",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [])])
+    path = tmp_path / "mean.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    report = bench(path, shapes={"x": (1, 3, 32, 48)}, profile_operators=False, **FAST)
+    assert report.model.inputs == {"x": [1, 3, 32, 48]}
+    with pytest.raises(UsageError, match="unknown input"):
+        bench(path, shapes={"images": (1, 3, 32, 32)}, **FAST)
