@@ -217,7 +217,7 @@ def with_batch(feeds: Mapping[str, np.ndarray], specs: Sequence[InputSpec], batc
         leading = spec.shape[0] if spec.shape else None
         if isinstance(leading, int) and leading >= 0:
             raise UsageError(f"--batch {batch}: input '{spec.name}' has a fixed batch dimension of {leading}; "
-                             "export the model with a dynamic batch dimension to time other batch sizes")
+                             "keep it dynamic (in the export, and in `optimize --shape`) to time other batch sizes")
         resized[spec.name] = np.resize(array, (batch, *array.shape[1:]))
     return resized
 
