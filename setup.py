@@ -94,6 +94,8 @@ setup(
         "optimizer.kernels": "kernels",
         "optimizer.benchmarks": "benchmarks",
     },
+    # The dashboard's page template, stylesheet and scripts are read at run time and inlined into the page.
+    package_data={"optimizer.benchmarks.dashboard": ["*.js", "*.css", "*.html"]},
     ext_modules=[CMakeExtension("optimizer.kernels._native", ROOT)],
     cmdclass={"build_ext": CMakeBuild},
     install_requires=ONNX,
