@@ -2,8 +2,8 @@
 get by timing the session themselves (issue: within 5%, same process, same threads, same run).
 
 The plain loop is the simplest honest timing: `perf_counter` around each `run` of the loaded session, after a
-few warm-up runs, median of the samples. It is taken before and after the harness's run, and the harness is
-compared with the mean of the two, so a drift of the machine during the test is shared by both sides.
+few warm-up runs, median of the samples. The two alternate for ROUNDS rounds and the middle ratio decides, so
+a machine that slows down for a while (another process, a shared host) slows one round of both, not one side.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ pytestmark = pytest.mark.zoo
 
 THREADS = 2
 PLAIN_RUNS = 150
+ROUNDS = 3
 
 
 def plain_loop_median_ms(session, feeds, runs: int = PLAIN_RUNS) -> float:
@@ -50,18 +51,16 @@ def test_bench_p50_matches_a_plain_loop_on_yolov8n(runtime, benchmark, tmp_path)
                                 threads=THREADS, benchmark=False)
     session = get_backend(runtime).load(result.artifact, threads=THREADS)
 
-    before = plain_loop_median_ms(session, feeds)
-    report = bench(tmp_path / "artifact", threads=THREADS, inputs=tmp_path / "inputs.npz", time_budget_s=10)
-    after = plain_loop_median_ms(session, feeds)
-
-    plain = (before + after) / 2
-    ours = report.batches[0].latency.p50_ms
-    benchmark.extra_info.update({"bench_p50_ms": ours, "plain_loop_ms": [before, after],
-                                 "ratio": ours / plain, "runs": report.batches[0].latency.runs})
+    rounds = []
+    for _ in range(ROUNDS):
+        plain = plain_loop_median_ms(session, feeds)
+        report = bench(tmp_path / "artifact", threads=THREADS, inputs=tmp_path / "inputs.npz", time_budget_s=5,
+                       profile_operators=False)
+        rounds.append((report.batches[0].latency.p50_ms / plain, report.batches[0].latency.p50_ms, plain))
+    ratio, ours, plain = sorted(rounds)[len(rounds) // 2]
+    benchmark.extra_info.update({"rounds": rounds, "ratio": ratio})
     benchmark.pedantic(session.run, args=(feeds,), rounds=10, iterations=1)
-    print(f"\nyolov8n {runtime} fp32, {THREADS} threads: bench p50 {ours:.2f} ms "
-          f"({report.batches[0].latency.runs} runs, stopped by {report.batches[0].latency.stopped_by}); "
-          f"plain loop {before:.2f} / {after:.2f} ms; ratio {ours / plain:.3f}; "
-          f"hottest ops {[(op.op_type, round(op.percent)) for op in report.operators[:3]]}")
-    assert abs(ours / plain - 1) <= 0.05, f"bench p50 {ours:.2f} ms vs plain loop {plain:.2f} ms"
+    print(f"\nyolov8n {runtime} fp32, {THREADS} threads: bench p50 / plain loop median per round: "
+          + ", ".join(f"{o:.2f}/{p:.2f} ms" for _, o, p in rounds) + f"; middle ratio {ratio:.3f}")
+    assert abs(ratio - 1) <= 0.05, f"bench p50 {ours:.2f} ms vs plain loop {plain:.2f} ms"
     assert report.memory.peak_rss_bytes >= report.memory.rss_before_bytes
