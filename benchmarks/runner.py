@@ -251,7 +251,9 @@ def _fidelity(source: Path) -> dict[str, float] | None:
     verification = (report or {}).get("verification")
     if not verification or not verification.get("outputs"):
         return None
-    fidelity = {"worst_cosine": min(float(o["cosine"]) for o in verification["outputs"])}
+    # The outputs that decided verification (`--fidelity-output`); the others were reported, not judged.
+    deciding = [o for o in verification["outputs"] if o.get("decides", True)] or verification["outputs"]
+    fidelity = {"worst_cosine": min(float(o["cosine"]) for o in deciding)}
     threshold = (verification.get("thresholds") or {}).get("min_cosine")
     if threshold is not None:
         fidelity["min_cosine"] = float(threshold)

@@ -127,3 +127,16 @@ def test_generated_inputs_take_the_given_shapes(tmp_path):
     assert report.model.inputs == {"x": [1, 3, 32, 48]}
     with pytest.raises(UsageError, match="unknown input"):
         bench(path, shapes={"images": (1, 3, 32, 32)}, **FAST)
+
+
+def test_fidelity_comes_from_the_outputs_that_decided_verification(demo_artifact, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(demo_artifact, copy)
+    report = json.loads((copy / "report.json").read_text())
+    judged = dict(report["verification"]["outputs"][0], cosine=0.995, decides=True)
+    ignored = dict(judged, name="hidden_states", cosine=0.5, decides=False)
+    report["verification"]["outputs"] = [judged, ignored]
+    (copy / "report.json").write_text(json.dumps(report))
+    assert bench(copy, profile_operators=False, **FAST).fidelity["worst_cosine"] == 0.995
