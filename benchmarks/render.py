@@ -92,7 +92,7 @@ def render_comparison(reports: Sequence[RunReport]) -> str:
     rows += [
         ("speed-up vs first", lambda r: f"{baseline / r.p50_ms:.2f}x" if baseline and r.p50_ms else "-"),
         ("size", lambda r: size_text(r.model.size_bytes)),
-        ("peak memory", lambda r: size_text(r.memory.peak_rss_bytes) if r.memory else "-"),
+        ("peak memory", _memory),
         ("load", lambda r: f"{r.load_seconds:.2f} s" if r.load_seconds is not None else "-"),
         ("worst cosine", lambda r: f"{r.fidelity['worst_cosine']:.5f}"
          if r.fidelity and "worst_cosine" in r.fidelity else "-"),
@@ -112,3 +112,11 @@ def _latency(report: RunReport, batch: int, field: str) -> float | None:
 def _throughput(report: RunReport, batch: int) -> str:
     result = next((b for b in report.batches if b.batch == batch), None)
     return f"{result.throughput_per_s:.1f}" if result else "-"
+
+
+def _memory(report: RunReport) -> str:
+    """Peak RSS, and how much of it came with the model (the process held the rest before loading it)."""
+    if report.memory is None:
+        return "-"
+    added = report.memory.peak_rss_bytes - report.memory.rss_before_bytes
+    return f"{size_text(report.memory.peak_rss_bytes)} (+{size_text(max(added, 0))})"
