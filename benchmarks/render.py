@@ -78,6 +78,7 @@ def render_comparison(reports: Sequence[RunReport]) -> str:
         ("model", lambda r: r.model.name),
         ("device", lambda r: r.device),
         ("kind", lambda r: r.kind),
+        ("ran", lambda r: r.source),
         ("candidate", lambda r: r.label),
         ("runtime", lambda r: f"{r.runtime} {r.runtime_version}"),
         ("precision", lambda r: r.precision),
