@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 from optimizer.backends.base import rank_operator_times
-from optimizer.backends.onnxruntime.session import _FATAL, _LEVELS, GraphOptimization, _brief
+from optimizer.backends.onnxruntime.session import GraphOptimization, _brief, session_options
 from optimizer.benchmarks.run_report import OperatorTime
 
 from optimizer.errors import ModelRunError
@@ -79,13 +79,7 @@ def operator_times(trace: list[dict[str, Any]] | dict[str, Any], *, warmup_runs:
 
 def _profiling_session(model, threads: int | None, optimization: GraphOptimization, prefix: Path,
                        label: str) -> ort.InferenceSession:
-    # The options OrtSession sets, plus the profiler.
-    options = ort.SessionOptions()
-    options.graph_optimization_level = _LEVELS[optimization]
-    options.log_severity_level = _FATAL
-    if threads:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
+    options = session_options(threads, optimization)  # as OrtSession builds it, plus the profiler
     options.enable_profiling = True
     options.profile_file_prefix = str(prefix)
     try:

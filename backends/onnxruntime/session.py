@@ -44,12 +44,7 @@ class OrtSession:
         label: str = "model",
     ) -> None:
         self.label = label
-        options = ort.SessionOptions()
-        options.graph_optimization_level = _LEVELS[optimization]
-        options.log_severity_level = _FATAL
-        if threads:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
+        options = session_options(threads, optimization)
         source = model if isinstance(model, bytes) else os.fspath(Path(model))
         try:
             self._session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
@@ -71,6 +66,18 @@ class OrtSession:
     def run_raw(self, feeds: Mapping[str, np.ndarray]) -> list:
         """The session's run without the error translation, for timing loops."""
         return self._session.run(None, feeds)
+
+
+def session_options(threads: int | None, optimization: GraphOptimization = "all") -> ort.SessionOptions:
+    """The options every hwopt session is built with: the optimization level, ORT's logging at FATAL, and with
+    `threads`, that many intra-op threads and one inter-op thread."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = _LEVELS[optimization]
+    options.log_severity_level = _FATAL
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    return options
 
 
 def create_session(model: str | os.PathLike | bytes, **options) -> OrtSession:

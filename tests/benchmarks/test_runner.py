@@ -5,23 +5,11 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-import optimizer
 from optimizer.artifact import ArtifactError
 from optimizer.benchmarks.runner import bench
 from optimizer.errors import RuntimeNotAvailableError, UsageError
-from optimizer.examples.make_demo_model import build_demo_model
-from optimizer.ir import save_model
 
 FAST = dict(time_budget_s=0.2, threads=1)
-
-
-@pytest.fixture(scope="module")
-def demo_artifact(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("demo")
-    save_model(build_demo_model(), folder / "demo.onnx")
-    optimizer.optimize(folder / "demo.onnx", target="cpu", runtime="onnxruntime", output_dir=folder / "out",
-                       benchmark=False, threads=1)
-    return folder / "out"
 
 
 def _dynamic_batch_model(path, *, batch="N"):

@@ -2,22 +2,10 @@ import json
 
 import pytest
 
-import optimizer
 from optimizer.benchmarks.history import History
 from optimizer.benchmarks.run_report import RunReport
 from optimizer.cli import main
 from optimizer.commands.bench import parse_batches, parse_duration
-from optimizer.examples.make_demo_model import build_demo_model
-from optimizer.ir import save_model
-
-
-@pytest.fixture(scope="module")
-def demo_artifact(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("demo")
-    save_model(build_demo_model(), folder / "demo.onnx")
-    optimizer.optimize(folder / "demo.onnx", target="cpu", runtime="onnxruntime", output_dir=folder / "out",
-                       benchmark=False, threads=1)
-    return folder / "out"
 
 
 def test_bench_prints_the_run_stores_it_and_writes_the_report(demo_artifact, tmp_path, capsys):
