@@ -69,7 +69,7 @@ TENSORRT = ["tensorrt>=10"]
 # ONNX hwopt writes parses and builds (TensorRT itself needs NVIDIA's index and a GPU). Linux x86-64 wheels only.
 TENSORRT_CHECK = ["tensorrt-rtx-cu12>=1.7,<2; platform_system == 'Linux' and platform_machine == 'x86_64'"]
 DEV = [
-    *OPENVINO, *TENSORRT_CHECK,
+    *OPENVINO, *TENSORRT_CHECK, *TFLITE,
     "scikit-learn>=1.3",
     "pytest>=8", "pytest-benchmark>=4", "pytest-timeout>=2",
     "transformers>=4.45", "pillow>=10", "tokenizers>=0.20",

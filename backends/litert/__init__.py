@@ -1,0 +1,1 @@
+"""LiteRT (TFLite) backend: `.tflite` written directly from the IR with the LiteRT schema, no TensorFlow."""

@@ -1,0 +1,5 @@
+"""The table of op converters: ONNX op type -> function(GraphConverter, node), one module per family."""
+
+from optimizer.backends.litert.ops import conv, elementwise, pool, tensor
+
+CONVERTERS = {**conv.CONVERTERS, **pool.CONVERTERS, **elementwise.CONVERTERS, **tensor.CONVERTERS}
