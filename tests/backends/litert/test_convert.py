@@ -13,9 +13,9 @@ from optimizer.verify import cosine
 
 litert = pytest.importorskip("ai_edge_litert.interpreter", reason="ai-edge-litert is not installed")
 
-from optimizer.backends.litert.convert import ConversionError, convert  # noqa: E402
-from optimizer.backends.litert.ops import CONVERTERS  # noqa: E402
-from optimizer.testing import model_from_text  # noqa: E402
+from optimizer.backends.litert.convert import ConversionError, convert
+from optimizer.backends.litert.ops import CONVERTERS
+from optimizer.testing import model_from_text
 
 CONVOLUTIONS = {"CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV"}
 # Ops that keep a value's layout: a transpose reached through only these sits between two convolutions.
@@ -57,8 +57,8 @@ def transposes_between_convolutions(details: list[dict]) -> list[int]:
                 return True
         return False
 
-    upstream = lambda op: [producer[t] for t in op["inputs"] if t in producer]  # noqa: E731
-    downstream = lambda op: [c for t in op["outputs"] for c in consumers.get(t, [])]  # noqa: E731
+    upstream = lambda op: [producer[t] for t in op["inputs"] if t in producer]
+    downstream = lambda op: [c for t in op["outputs"] for c in consumers.get(t, [])]
     return [op["index"] for op in details if op["op_name"] == "TRANSPOSE"
             and reaches(op, upstream, set()) and reaches(op, downstream, set())]
 
