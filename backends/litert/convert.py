@@ -174,6 +174,12 @@ class GraphConverter:
 def convert(model: ir.Model, converters: dict[str, Converter], *, io_layout: Layout = "onnx") -> bytes:
     """The `.tflite` bytes of `model` (main graph, static shapes), or ConversionError naming the first node that
     cannot be expressed."""
+    return convert_graph(model, converters, io_layout=io_layout).serialize()
+
+
+def convert_graph(model: ir.Model, converters: dict[str, Converter], *, io_layout: Layout = "onnx") -> TFLiteGraph:
+    """The float TFLite graph of `model`, before serialization: precision passes (FP16 weights, INT8) rewrite
+    it in place. Tensors that stand for an ONNX value carry that value's name."""
     infer_shapes(model)  # every value's static shape; passes may have left intermediate shapes unset
     converter = GraphConverter(model, io_layout=io_layout)
     graph = converter.graph
@@ -207,7 +213,7 @@ def convert(model: ir.Model, converters: dict[str, Converter], *, io_layout: Lay
         graph.tensors[index].name = value.name
         graph.outputs.append(index)
     graph.remove_unused_operators()
-    return graph.serialize()
+    return graph
 
 
 def _is_constant(graph: TFLiteGraph, index: int) -> bool:
