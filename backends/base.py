@@ -30,7 +30,7 @@ from optimizer.benchmarks.run_report import OperatorTime
 from optimizer.errors import RuntimeNotAvailableError
 
 if TYPE_CHECKING:
-    from optimizer.artifact import Artifact
+    from optimizer.artifact import Artifact, TensorSpec
     from optimizer.targets.profiles import TargetProfile
 
 Action = Literal["fallback", "decompose", "float", "error"]
@@ -82,7 +82,13 @@ class CompileOptions:
     layers: Mapping[str, str] = field(default_factory=dict)
     """Precision per layer as quantization left it (node name -> precision)."""
     calibration: Any = None
-    """Input dicts for a runtime that quantizes a float model itself (OpenVINO with NNCF); None otherwise."""
+    """Input dicts for a runtime that quantizes a float model itself (OpenVINO with NNCF, LiteRT's full-integer
+    INT8); None otherwise."""
+    io_layout: str | None = None
+    """LiteRT only: "nhwc" writes rank-4 inputs and outputs channels-last; None or "onnx" keeps the model's."""
+    io_dtype: str | None = None
+    """LiteRT only: "int8" or "uint8" makes a full-integer INT8 model's inputs and outputs integer; None or
+    "float32" keeps them float."""
 
 
 @dataclass
@@ -99,12 +105,21 @@ class Compiled:
     """False when the artifact needs a device this machine lacks (a TensorRT engine built on the Jetson)."""
     layers: dict[str, str] | None = None
     """Precision per layer when the runtime's own quantizer chose it (NNCF); None keeps CompileOptions.layers."""
+    inputs: list[TensorSpec] | None = None
+    """The artifact's own inputs where they differ from the ONNX model's (a .tflite with NHWC or int8 inputs);
+    None: the ONNX model's."""
+    outputs: list[TensorSpec] | None = None
+    """The artifact's own outputs, likewise."""
 
 
 class Session(Protocol):
     """A loaded artifact. A session may also carry `arena_bytes: int | None`, the working memory the runtime
     reserved for it outside what the process's RSS shows (TensorRT's engine device memory); it is optional, so
-    readers ask `getattr(session, "arena_bytes", None)`, and None means the runtime does not say."""
+    readers ask `getattr(session, "arena_bytes", None)`, and None means the runtime does not say.
+
+    A session whose artifact takes other tensors than the ONNX model (LiteRT written with NHWC or int8 inputs
+    and outputs) also has `feeds_from_onnx(feeds)` and `outputs_to_onnx(outputs)`, which translate as a
+    deployment would; verification and timing against the original use them (optimizer.build)."""
 
     output_names: list[str]
 

@@ -12,9 +12,11 @@ _BACKENDS = {
     "onnxruntime": ("optimizer.backends.onnxruntime", "OnnxRuntimeBackend"),
     "openvino": ("optimizer.backends.openvino", "OpenVINOBackend"),
     "tensorrt": ("optimizer.backends.tensorrt", "TensorRTBackend"),
+    "tflite": ("optimizer.backends.litert", "LiteRTBackend"),
 }
 BUILT = tuple(_BACKENDS)
-"""Backends hwopt can compile for. LiteRT (tflite) is planned by the edge targets but not built yet."""
+"""Backends hwopt can compile for. "tflite" is LiteRT, named as the edge targets' profiles and INT8 schemes
+name it."""
 
 
 def get_backend(name: str) -> Backend:

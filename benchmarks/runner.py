@@ -95,7 +95,9 @@ def compile_plain_model(path: Path, target: str, runtime: str | None, threads: i
     inputs, outputs = model_io_specs(model)
     return write_manifest(folder, Manifest(
         target=profile.name, runtime=backend_name, runtime_version=compiled.runtime_version,
-        device=compiled.device, precision="fp32", entry=compiled.entry, inputs=inputs, outputs=outputs,
+        device=compiled.device, precision="fp32", entry=compiled.entry,
+        inputs=compiled.inputs if compiled.inputs is not None else inputs,
+        outputs=compiled.outputs if compiled.outputs is not None else outputs,
         details=compiled.details, runs_here=compiled.runs_here))
 
 
@@ -169,6 +171,8 @@ def _operators(backend, artifact: Artifact, feeds: Feeds, threads: int | None, n
     except HwoptError as error:
         notes.append(f"operator profile unavailable: {error}")
         return []
+    if not operators:
+        notes.append(f"no operator times: {backend.name} has no operator profiler here")
     if progress is not None:
         progress("profiling operators", 1.0)
     return operators

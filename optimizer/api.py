@@ -100,6 +100,8 @@ def optimize(
     runtime: str | None = None,
     freeze_inputs: Mapping[str, Any] | None = None,
     fidelity_outputs: Sequence[str] | None = None,
+    io_layout: str | None = None,
+    io_dtype: str | None = None,
 ) -> Result:
     """Optimize `model` for `target` and write `model.onnx` and `report.json` into `output_dir`.
 
@@ -124,11 +126,16 @@ def optimize(
             choose (e.g. INT8 on the CPU when calibration data is given, FP16 on NVIDIA GPUs).
         quantization: every quantization option (calibration method, exclusions, accuracy budget...); its
             `calibration` defaults to the `calibration` argument.
-        runtime: force one runtime ("onnxruntime", "openvino", "tensorrt") instead of the target's plan (the
-            host CPU otherwise measures ONNX Runtime and OpenVINO and keeps the faster).
+        runtime: force one runtime ("onnxruntime", "openvino", "tensorrt", "tflite") instead of the target's
+            plan (the host CPU otherwise measures ONNX Runtime and OpenVINO and keeps the faster).
         freeze_inputs: input name -> constant value (e.g. {"sr": 16000}): configuration inputs become constants,
             the branches they select fold away, and they leave the artifact's inputs.
         fidelity_outputs: the outputs whose fidelity decides (default: all); the others are still reported.
+        io_layout: LiteRT (tflite) only: "nhwc" gives the .tflite channels-last image inputs and outputs;
+            "onnx" (the default) keeps the model's own layout.
+        io_dtype: LiteRT only: "int8" or "uint8" gives a full-integer INT8 .tflite integer inputs and outputs
+            (their scale and zero point are in the manifest); "float32" (the default) keeps them float.
+            Verification quantizes and transposes the original's inputs as a deployment would.
 
     Raises:
         UsageError, ModelLoadError, InvalidModelError, PassError, VerificationError (all HwoptError).
@@ -142,6 +149,7 @@ def optimize(
         budgeted = options.max_accuracy_drop is not None
         min_cosine = BUDGET_MIN_COSINE if budgeted else DEFAULT_MIN_COSINE[options.precision]
     _check_options(min_cosine, threads)
+    _check_io_options(plan, io_layout, io_dtype)
     shapes = _normalize_shapes(shapes)
     pipeline_stages(plan.pipeline_for(plan.backends[0]), opt_level, shapes=shapes)  # a bad opt level fails here
     temporary_output = output_dir is None
@@ -164,7 +172,7 @@ def optimize(
             import_seconds = time.perf_counter() - started
             shared = BuildInputs(original_path, plan, opt_level, shapes, options, feeds, feeds_source, reference,
                                  _thresholds(min_cosine, fidelity_outputs), benchmark, threads,
-                                 _fidelity_advice(options), frozen)
+                                 _fidelity_advice(options), frozen, io_layout, io_dtype)
             staging = _staging_folder(output_dir)
             try:
                 candidates = _build_candidates(working, original_path, shared, staging)
@@ -372,6 +380,20 @@ def _check_options(min_cosine: float, threads: int | None) -> None:
         raise UsageError(f"min_cosine must be a number in (0, 1], not {min_cosine!r}")
     if threads is not None and (not isinstance(threads, int) or threads <= 0):
         raise UsageError(f"threads must be a positive integer, not {threads!r}")
+
+
+def _check_io_options(plan: Plan, io_layout: str | None, io_dtype: str | None) -> None:
+    """--io-layout and --io-dtype shape a .tflite's inputs and outputs: an error for any other runtime."""
+    if io_layout is None and io_dtype is None:
+        return
+    if "tflite" not in plan.backends:
+        given = " and ".join(flag for flag, value in (("--io-layout", io_layout), ("--io-dtype", io_dtype))
+                             if value is not None)
+        raise UsageError(f"{given} apply to the tflite runtime (LiteRT); target {plan.target.name} plans "
+                         f"{', '.join(plan.backends)}")
+    from optimizer.backends.litert.backend import check_io_options
+
+    check_io_options(io_layout, io_dtype, plan.precision)
 
 
 def _first_missing_ancestor(folder: Path) -> Path | None:

@@ -19,7 +19,7 @@ from optimizer.artifact import Artifact, Manifest, model_io_specs, write_manifes
 from optimizer.backends.base import CompileOptions, PreflightIssue, Session
 from optimizer.backends.onnxruntime import LatencyStats, compare_latency, create_session
 from optimizer.backends.registry import get_backend
-from optimizer.errors import HwoptError, ModelRunError, VerificationError
+from optimizer.errors import HwoptError, ModelRunError, UsageError, VerificationError
 from optimizer.inputs import Feeds
 from optimizer.pipeline import PipelineReport, pipeline_stages, run_pipeline
 from optimizer.preflight import preflight, raise_on_errors
@@ -48,7 +48,7 @@ class Candidate:
     error: HwoptError | None = None
     notes: list[str] = field(default_factory=list)
     calibration: list[dict[str, Any]] | None = None
-    """Samples for a runtime that quantizes the float model itself (OpenVINO's NNCF)."""
+    """Samples for a runtime that quantizes the float model itself (OpenVINO's NNCF, LiteRT's full INT8)."""
 
     @property
     def usable(self) -> bool:
@@ -89,6 +89,10 @@ class BuildInputs:
     advice: str = ""
     frozen: Mapping[str, Any] = field(default_factory=dict)
     """Inputs frozen to constants: fed to the original, no longer inputs of the artifact."""
+    io_layout: str | None = None
+    """LiteRT's I/O layout ("onnx" or "nhwc"; None: the model's own)."""
+    io_dtype: str | None = None
+    """LiteRT's I/O dtype ("float32", "int8" or "uint8"; None: float32)."""
 
 
 def prepare_candidate(model: ir.Model, backend: str, plan: Plan, opt_level: int,
@@ -99,9 +103,10 @@ def prepare_candidate(model: ir.Model, backend: str, plan: Plan, opt_level: int,
     stages = pipeline_stages(plan.pipeline_for(backend), opt_level, shapes=shapes, frozen=frozen)
     candidate.pipeline = run_pipeline(model, stages)
     if _runtime_quantizes(backend, quantization):
-        candidate.calibration = _calibration_samples(model, quantization, shapes)
-        candidate.notes.append(f"{backend}: INT8 by NNCF, OpenVINO's own quantizer, on "
-                               f"{len(candidate.calibration)} calibration sample(s)")
+        _check_runtime_quantization(backend, quantization)
+        if quantization.precision == "int8":
+            candidate.calibration = _calibration_samples(model, quantization, shapes)
+        candidate.notes.append(_runtime_quantization_note(backend, quantization, candidate.calibration))
     elif quantization.quantized:
         candidate.quantization = _quantize(model, quantization, backend, threads)
     candidate.preflight = preflight(model, plan, backend)
@@ -119,21 +124,29 @@ def build_candidate(model: ir.Model, backend: str, shared: BuildInputs, folder: 
     runtime = get_backend(backend)
     compiled = runtime.compile(model, CompileOptions(plan.target, plan.precision, shared.threads, plan.device,
                                                      dict(shared.shapes), layers=layers,
-                                                     calibration=candidate.calibration), folder)
+                                                     calibration=candidate.calibration, io_layout=shared.io_layout,
+                                                     io_dtype=shared.io_dtype), folder)
     layers = compiled.layers if compiled.layers is not None else layers
     inputs, outputs = model_io_specs(model)
     candidate.artifact = write_manifest(folder, Manifest(
         target=plan.target.name, runtime=backend, runtime_version=compiled.runtime_version,
-        device=compiled.device, precision=plan.precision, entry=compiled.entry, inputs=inputs,
-        outputs=outputs, layers=dict(layers), details=compiled.details, runs_here=compiled.runs_here))
+        device=compiled.device, precision=plan.precision, entry=compiled.entry,
+        inputs=compiled.inputs if compiled.inputs is not None else inputs,
+        outputs=compiled.outputs if compiled.outputs is not None else outputs,
+        layers=dict(layers), details=compiled.details, runs_here=compiled.runs_here))
     try:
         session = _session(runtime, candidate, shared.threads)
+        # An artifact that takes other tensors than the original (LiteRT's NHWC or int8 I/O) is fed the same
+        # inputs translated once, here, so that neither model's timing includes the translation.
+        from_onnx, to_onnx = getattr(session, "feeds_from_onnx", None), getattr(session, "outputs_to_onnx", None)
+        feeds = from_onnx(shared.feeds) if from_onnx is not None else shared.feeds
         if shared.frozen:
             session = WithoutInputs(session, shared.frozen)
-        _verify(candidate, session, shared)
+        _verify(candidate, session, feeds, to_onnx, shared)
         if shared.benchmark and compiled.runs_here:
             original = create_session(shared.original_path, threads=shared.threads, label="original model")
-            candidate.latency_original, candidate.latency = compare_latency(original, session, shared.feeds)
+            candidate.latency_original, candidate.latency = compare_latency(original, session, shared.feeds,
+                                                                            second_feeds=feeds)
     except HwoptError as error:
         candidate.error = error
     return candidate
@@ -151,12 +164,42 @@ def _layer_precisions(model: ir.Model, precision: str,
 
 
 def _runtime_quantizes(backend: str, options: QuantizationOptions) -> bool:
-    """OpenVINO's INT8 comes from NNCF, its own quantizer, when calibration data is given: it knows which of
-    the plugin's fusions want int8 inputs (residual Adds, Concat, pooling) and handles transformers (SmoothQuant,
-    float Softmax paths), where hwopt's static INT8 breaks MiniLM (docs/targets-notes.md). Exclusions and an
-    accuracy budget are hwopt's own options, so with those hwopt's QDQ is used."""
+    """Whether the backend gets the float model (and, for INT8, calibration samples) instead of hwopt's QDQ.
+
+    - OpenVINO's INT8 comes from NNCF, its own quantizer, when calibration data is given: it knows which of the
+      plugin's fusions want int8 inputs (residual Adds, Concat, pooling) and handles transformers (SmoothQuant,
+      float Softmax paths), where hwopt's static INT8 breaks MiniLM (docs/targets-notes.md). Exclusions and an
+      accuracy budget are hwopt's own options, so with those hwopt's QDQ is used.
+    - LiteRT's every precision: hwopt's TFLite writer converts float graphs, and the backend lowers the converted
+      graph itself (FP16 weights, dynamic-range INT8, full-integer INT8 from ranges calibrated on the float
+      model), which is what TFLite's integer kernels expect; QDQ or ORT's contrib ops have no TFLite form."""
+    if backend == "tflite":
+        return options.quantized
     return (backend == "openvino" and options.precision == "int8" and options.calibration is not None
             and not options.exclude and options.max_accuracy_drop is None)
+
+
+def _check_runtime_quantization(backend: str, options: QuantizationOptions) -> None:
+    """What LiteRT's precision passes cannot do, refused before anything is compiled."""
+    if backend != "tflite":
+        return
+    precisions = get_backend(backend).capabilities().precisions
+    if options.precision not in precisions:
+        raise UsageError(f"tflite writes {', '.join(precisions)}, not {options.precision}")
+    if options.exclude or options.max_accuracy_drop is not None:
+        raise UsageError("tflite lowers the whole TFLite graph to one precision: --exclude and "
+                         "--max-accuracy-drop are not supported for it")
+
+
+def _runtime_quantization_note(backend: str, options: QuantizationOptions,
+                               samples: list[dict[str, Any]] | None) -> str:
+    if backend == "openvino":
+        return f"openvino: INT8 by NNCF, OpenVINO's own quantizer, on {len(samples)} calibration sample(s)"
+    if options.precision != "int8":
+        return f"{backend}: {options.precision} applied to the converted TFLite graph"
+    source = "" if options.calibration is not None else " (random inputs: no --calibration data given)"
+    return (f"{backend}: full-integer INT8 of the converted TFLite graph, activation ranges from "
+            f"{len(samples)} calibration sample(s){source}")
 
 
 def _calibration_samples(model: ir.Model, options: QuantizationOptions,
@@ -199,12 +242,15 @@ def _session(runtime, candidate: Candidate, threads: int | None) -> Session:
     return create_session(artifact.folder / "model.onnx", threads=threads, label=OPTIMIZED)
 
 
-def _verify(candidate: Candidate, session: Session, shared: BuildInputs) -> None:
+def _verify(candidate: Candidate, session: Session, feeds: Feeds, to_onnx, shared: BuildInputs) -> None:
+    """The artifact's outputs on `feeds` (the original's inputs as the artifact takes them) against the
+    original's; `to_onnx` translates the artifact's outputs back where they differ (NHWC, int8)."""
     if shared.reference is None:
         return
     expected = shared.reference.get()  # the original first: its failure explains the artifact's
     try:
-        actual = session.run(shared.feeds)
+        actual = session.run(feeds)
+        actual = to_onnx(actual) if to_onnx is not None else actual
     except ModelRunError as error:
         raise ModelRunError(f"{candidate.backend}: {error}", which=error.which, phase=error.phase) from None
     candidate.verification = compare_runs(expected, actual, inputs_source=shared.feeds_source,

@@ -134,8 +134,19 @@ def build_optimize_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=positive_int, help="ONNX Runtime intra-op threads")
     parser.add_argument("--force", "-f", action="store_true", help="overwrite an existing output")
     _quantization_flags(parser)
+    _litert_flags(parser)
     common_flags(parser)
     return parser
+
+
+def _litert_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("LiteRT (tflite: rpi4, rpi5, arm64, android-arm64)")
+    group.add_argument("--io-layout", choices=("onnx", "nhwc"),
+                       help="layout of the .tflite's image inputs and outputs: onnx (default, the model's own) or "
+                       "nhwc (channels-last, as cameras and TFLite pipelines give them)")
+    group.add_argument("--io-dtype", choices=("float32", "int8", "uint8"),
+                       help="dtype of the .tflite's inputs and outputs: float32 (default) or, with --precision "
+                       "int8, int8/uint8 (scale and zero point in manifest.json)")
 
 
 def _target_flags(parser: argparse.ArgumentParser) -> None:
@@ -228,6 +239,8 @@ def run_optimize(args: argparse.Namespace) -> int:
             runtime=args.runtime,
             freeze_inputs=_frozen(args),
             fidelity_outputs=args.fidelity_output or None,
+            io_layout=args.io_layout,
+            io_dtype=args.io_dtype,
         )
     quantization = result.report.quantization
     if quantization is not None and not args.json:

@@ -97,6 +97,9 @@ def render_table(report: Report) -> str:
         "",
         f"{'':24}{'original':>12}{'optimized':>12}",
     ]
+    if report.latency_original and report.latency_optimized and report.runtime != "onnxruntime":
+        # The original is always timed in ONNX Runtime; say so where the artifact runs in another runtime.
+        lines.append(f"{'timed in':24}{'onnxruntime':>12}{report.runtime:>12}")
     if report.latency_original and report.latency_optimized:
         lines.append(
             f"{'latency, median ms':24}{report.latency_original.median_ms:>12.3f}"

@@ -8,20 +8,21 @@ with constants permuted at conversion time. A transpose is written only where an
 needs ONNX's own layout (a Reshape that flattens channels, the graph's outputs) or an NCHW value meets a
 convolution, and each such transpose is written once per value.
 
-The converters for each op are in ops/, one module per family, registered in CONVERTERS.
+The converters for each op are in ops/, one module per family, registered in CONVERTERS. Conversion works on a
+copy of the model whose shape computations are folded to constants first (fold.py): TFLite shapes are static.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import onnx_ir as ir
 
 from optimizer.backends.litert.flatbuffer import TFLiteGraph
-from optimizer.ir import infer_shapes
+from optimizer.backends.litert.fold import constant_value, fold_static_values
 
 Layout = Literal["onnx", "nhwc"]
 TO_NHWC = (0, 2, 3, 1)
@@ -58,6 +59,14 @@ class GraphConverter:
         self.values: dict[str, Placed] = {}
         self._other_layout: dict[str, int] = {}
         self._transposed: dict[str, tuple[int, tuple[int, ...]]] = {}
+        self.fused: set[int] = set()
+        """ids of the nodes a converter already expressed as part of a pattern (x * 0.5 * (1 + erf(x / sqrt 2))
+        -> GELU); convert_graph skips them."""
+
+    @property
+    def opset(self) -> int:
+        imports = self.model.opset_imports
+        return imports.get("", imports.get("ai.onnx", 1))
 
     # Reading inputs ---------------------------------------------------------------------------------------
 
@@ -65,14 +74,12 @@ class GraphConverter:
         """The value's data when it is a constant (an initializer or a Constant's output), else None."""
         if value is None:
             return None
-        if value.const_value is not None:
-            return value.const_value.numpy()
+        data = constant_value(value)
+        if data is not None:
+            return data
         producer = value.producer()
         if producer is None or producer.domain not in ("", "ai.onnx"):
             return None
-        if producer.op_type == "Constant":
-            attribute = producer.attributes.get("value")
-            return attribute.as_tensor().numpy() if attribute is not None else None
         if producer.op_type == "ConstantOfShape":
             # Left unfolded by constant folding when large; with a constant shape it is a constant all the same.
             shape = self.constant(producer.inputs[0])
@@ -139,6 +146,23 @@ class GraphConverter:
         """`value` is the same tensor as an existing one (Identity, a no-op Reshape)."""
         self.values[value.name] = placed
 
+    def fuse(self, *nodes: ir.Node) -> None:
+        """`nodes` are expressed by the ops just written for an earlier node of the pattern: skip them."""
+        self.fused.update(id(node) for node in nodes)
+
+    def op(self, builtin: str, inputs: list[int], shape, dtype, *, name: str, options: Any = None,
+           version: int = 1) -> int:
+        """Write one op of a multi-op conversion into a new intermediate tensor (no ONNX value stands for it);
+        returns that tensor."""
+        out = self.graph.add_tensor(name, shape, dtype)
+        self.graph.add_operator(builtin, inputs, [out], options, version=version)
+        return out
+
+    def scalar(self, value, dtype, name: str = "") -> int:
+        """A 0-D constant (epsilon, a bound, a polynomial coefficient), shared between users."""
+        array = np.asarray(value, dtype=dtype)
+        return self.graph.add_constant(name or f"const_{array.dtype}_{array.item():g}", array)
+
     # Facts about values -----------------------------------------------------------------------------------
 
     def shape(self, value: ir.Value) -> tuple[int, ...]:
@@ -177,10 +201,33 @@ def convert(model: ir.Model, converters: dict[str, Converter], *, io_layout: Lay
     return convert_graph(model, converters, io_layout=io_layout).serialize()
 
 
+def prepare(model: ir.Model) -> ir.Model:
+    """The copy of `model` that is converted: shape computations folded, every shape inferred. The weights are
+    shared with `model`, which is left as it is."""
+    prepared = model.clone()
+    fold_static_values(prepared)
+    return prepared
+
+
+def unsupported_nodes(model: ir.Model, converters: dict[str, Converter]) -> list[ir.Node]:
+    """The nodes of a prepared model that no converter takes (control flow, custom domains, ...)."""
+    converter = GraphConverter(model)
+    return [node for node in model.graph
+            if not all(converter.constant(value) is not None for value in node.outputs)
+            and (node.domain not in ("", "ai.onnx") or node.op_type not in converters)]
+
+
 def convert_graph(model: ir.Model, converters: dict[str, Converter], *, io_layout: Layout = "onnx") -> TFLiteGraph:
     """The float TFLite graph of `model`, before serialization: precision passes (FP16 weights, INT8) rewrite
     it in place. Tensors that stand for an ONNX value carry that value's name."""
-    infer_shapes(model)  # every value's static shape; passes may have left intermediate shapes unset
+    model = prepare(model)
+    missing = unsupported_nodes(model, converters)
+    if missing:
+        others = f"; {len(missing) - 1} more node(s) have none either: " + ", ".join(
+            f"{node.name or '(unnamed)'} ({node.op_type})" for node in missing[1:6]) if len(missing) > 1 else ""
+        node = missing[0]
+        raise ConversionError(node, f"no TFLite conversion for {node.domain + '::' if node.domain else ''}"
+                                    f"{node.op_type}{others}")
     converter = GraphConverter(model, io_layout=io_layout)
     graph = converter.graph
     for value in model.graph.inputs:
@@ -192,16 +239,14 @@ def convert_graph(model: ir.Model, converters: dict[str, Converter], *, io_layou
         converter.values[value.name] = Placed(index, layout)
         graph.inputs.append(index)
     for node in model.graph:
+        if id(node) in converter.fused:
+            continue
         if all(converter.constant(value) is not None for value in node.outputs):
             continue  # Constant and ConstantOfShape: written as constant tensors where they are used
-        function = converters.get(node.op_type) if node.domain in ("", "ai.onnx") else None
-        if function is None:
-            raise ConversionError(node, f"no TFLite conversion for {node.domain + '::' if node.domain else ''}"
-                                  f"{node.op_type}")
         try:
-            function(converter, node)
-        except (ValueError, KeyError) as error:
-            raise ConversionError(node, str(error)) from None
+            converters[node.op_type](converter, node)
+        except (ValueError, KeyError, IndexError) as error:
+            raise ConversionError(node, str(error).strip("'\"")) from None
     for value in model.graph.outputs:
         wanted: Layout = io_layout if converter.rank(value) == 4 else "onnx"
         index = converter.in_layout(value, wanted)

@@ -8,6 +8,7 @@ data points to, as the format requires.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
@@ -30,6 +31,21 @@ def schema() -> ModuleType:
     """The LiteRT flatbuffer schema (object API), or a RuntimeNotAvailableError naming the extra."""
     import_runtime("ai_edge_litert", "tflite")
     return import_runtime("ai_edge_litert.schema_py_generated", "tflite")
+
+
+def numpy_dtype(type_code: int) -> np.dtype:
+    """The numpy dtype of a TFLite TensorType code."""
+    return _numpy_dtypes(schema())[type_code]
+
+
+@functools.cache
+def _numpy_dtypes(fb: ModuleType) -> dict[int, np.dtype]:
+    return {getattr(fb.TensorType, name): dtype for dtype, name in _TENSOR_TYPES.items()}
+
+
+@functools.cache
+def _builtin_names(fb: ModuleType) -> dict[int, str]:
+    return {code: name for name, code in vars(fb.BuiltinOperator).items() if not name.startswith("_")}
 
 
 def tensor_type(dtype: np.dtype) -> int:
@@ -88,6 +104,12 @@ class TFLiteGraph:
         """An operator by its BuiltinOperator name (CONV_2D, ...), with its *OptionsT table when it has one.
 
         An optional input that is absent is given as -1, as the format expects."""
+        self.operators.append(self.make_operator(builtin, inputs, outputs, options, version=version))
+
+    def make_operator(self, builtin: str, inputs: Sequence[int], outputs: Sequence[int], options: Any = None,
+                      *, version: int = 1) -> Any:
+        """An operator as add_operator writes it, not yet placed in the operator list (a pass that rewrites
+        the graph puts it where it belongs)."""
         code = getattr(self.fb.BuiltinOperator, builtin)
         operator = self.fb.OperatorT()
         operator.opcodeIndex = self._opcode(code, version)
@@ -96,7 +118,7 @@ class TFLiteGraph:
         if options is not None:
             operator.builtinOptionsType = getattr(self.fb.BuiltinOptions, type(options).__name__.removesuffix("T"))
             operator.builtinOptions = options
-        self.operators.append(operator)
+        return operator
 
     def options(self, name: str, **fields: Any) -> Any:
         """A builtin options table, e.g. options("Conv2DOptions", strideH=2, ...)."""
@@ -106,6 +128,82 @@ class TFLiteGraph:
                 raise AttributeError(f"{name} has no field '{key}'")
             setattr(table, key, value)
         return table
+
+    # Reading and rewriting what was written (precision passes) ----------------------------------------------
+
+    def builtin(self, operator: Any) -> str:
+        """The BuiltinOperator name of an operator (CONV_2D, ...)."""
+        return _builtin_names(self.fb)[self._codes[operator.opcodeIndex].builtinCode]
+
+    def version(self, operator: Any) -> int:
+        return self._codes[operator.opcodeIndex].version
+
+    def set_version(self, operator: Any, version: int) -> None:
+        """Point the operator at the code of its builtin with `version`: a quantized kernel is a later version of
+        the float one, and the resolver picks kernels by (builtin, version)."""
+        operator.opcodeIndex = self._opcode(self._codes[operator.opcodeIndex].builtinCode, version)
+
+    def is_constant(self, index: int) -> bool:
+        return index >= 0 and self.tensors[index].buffer != 0
+
+    def constant_data(self, index: int) -> np.ndarray:
+        """The data of a constant tensor, as written."""
+        tensor = self.tensors[index]
+        dtype = numpy_dtype(tensor.type)
+        raw = self.buffers[tensor.buffer].data
+        return np.frombuffer(np.asarray(raw, dtype=np.uint8).tobytes(), dtype=dtype).reshape(tensor.shape)
+
+    def make_computed(self, index: int) -> None:
+        """Turn a constant tensor into one an operator computes (its data is dropped at the next compaction)."""
+        self._forget_constant(index)
+        self.tensors[index].buffer = 0
+
+    def quantization(self, scale: Sequence[float] | float, zero_point: Sequence[int] | int,
+                     axis: int = 0) -> Any:
+        """QuantizationParametersT: real = scale * (q - zero_point), per tensor, or per slice along `axis`."""
+        params = self.fb.QuantizationParametersT()
+        params.scale = [float(s) for s in np.atleast_1d(scale)]
+        params.zeroPoint = [int(z) for z in np.atleast_1d(zero_point)]
+        params.quantizedDimension = int(axis)
+        return params
+
+    def remove_unused_tensors(self) -> int:
+        """Drop tensors no operator, input or output refers to, buffers no tensor refers to and operator codes
+        no operator uses, renumbering the rest; returns how many tensors went. Precision passes leave behind the
+        float weights they replaced and the float versions of the ops they quantized."""
+        used = set(self.inputs) | set(self.outputs)
+        for operator in self.operators:
+            used.update(i for i in operator.inputs if i >= 0)
+            used.update(operator.outputs)
+            used.update(operator.intermediates or [])
+        kept = [i for i in range(len(self.tensors)) if i in used]
+        renumber = {old: new for new, old in enumerate(kept)}
+        renumber[-1] = -1
+        removed = len(self.tensors) - len(kept)
+        self.tensors = [self.tensors[i] for i in kept]
+        for operator in self.operators:
+            operator.inputs = [renumber[i] for i in operator.inputs]
+            operator.outputs = [renumber[i] for i in operator.outputs]
+            if operator.intermediates:
+                operator.intermediates = [renumber[i] for i in operator.intermediates]
+        self.inputs = [renumber[i] for i in self.inputs]
+        self.outputs = [renumber[i] for i in self.outputs]
+        self._constants = {key: renumber[i] for key, i in self._constants.items() if i in renumber}
+        buffers = sorted({0} | {tensor.buffer for tensor in self.tensors})
+        new_buffer = {old: new for new, old in enumerate(buffers)}
+        self.buffers = [self.buffers[i] for i in buffers]
+        for tensor in self.tensors:
+            tensor.buffer = new_buffer[tensor.buffer]
+        codes = sorted({operator.opcodeIndex for operator in self.operators})
+        new_code = {old: new for new, old in enumerate(codes)}
+        self._codes = [self._codes[i] for i in codes]
+        self._opcodes = {key: new_code[i] for key, i in self._opcodes.items() if i in new_code}
+        for operator in self.operators:
+            operator.opcodeIndex = new_code[operator.opcodeIndex]
+        return removed
+
+    def _forget_constant(self, index: int) -> None:
+        self._constants = {key: i for key, i in self._constants.items() if i != index}
 
     def _opcode(self, code: int, version: int) -> int:
         key = (code, version)

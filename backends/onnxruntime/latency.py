@@ -69,18 +69,23 @@ def compare_latency(
     min_rounds: int = 3,
     max_rounds: int = 20,
     budget_seconds: float = 4.0,
+    second_feeds: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[LatencyStats, LatencyStats]:
-    """Two sessions on the same feeds, timed in alternating blocks of `block` runs until the budget is spent."""
+    """Two sessions on the same feeds, timed in alternating blocks of `block` runs until the budget is spent.
+
+    `second_feeds`: the same inputs in the form the second session takes them, where it differs (a LiteRT
+    artifact with NHWC or int8 inputs), translated before timing so that neither session pays for it."""
     feeds = dict(feeds)
+    feeds_second = dict(second_feeds) if second_feeds is not None else feeds
     _warm_up(first, feeds, warmup)
-    _warm_up(second, feeds, warmup)
+    _warm_up(second, feeds_second, warmup)
     samples_first: list[float] = []
     samples_second: list[float] = []
     deadline = time.perf_counter() + budget_seconds
     rounds = 0
     while rounds < max_rounds and (rounds < min_rounds or time.perf_counter() < deadline):
-        pairs = [(first, samples_first), (second, samples_second)]
-        for session, samples in pairs if rounds % 2 == 0 else reversed(pairs):  # neither always goes first
-            _timed(session, feeds, block, samples)
+        pairs = [(first, feeds, samples_first), (second, feeds_second, samples_second)]
+        for session, inputs, samples in pairs if rounds % 2 == 0 else reversed(pairs):  # neither always first
+            _timed(session, inputs, block, samples)
         rounds += 1
     return LatencyStats.from_samples(samples_first), LatencyStats.from_samples(samples_second)

@@ -6,8 +6,9 @@ A plan is decided before any pass runs, from the device profile alone, and says 
   real model; the faster one that verifies becomes the artifact (both are recorded in the report).
 - NVIDIA GPUs and Jetson: TensorRT, FP16 by default, symmetric INT8 QDQ when calibration data is given.
 - Intel CPU/GPU/NPU: OpenVINO on that device; the NPU compiles for static shapes only.
-- rpi/android/arm64: LiteRT is their runtime, but hwopt's TFLite backend is not built yet, so they get an
-  ONNX Runtime artifact (ORT ships aarch64 and Android builds), and the plan says so.
+- rpi/android/arm64: LiteRT (a .tflite hwopt writes itself, XNNPACK on the CPU). hwopt needs ai-edge-litert to
+  write and check the file; where it is not installed they get an ONNX Runtime artifact (ORT ships aarch64 and
+  Android builds), and the plan says so.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ CALIBRATED = frozenset({"int8"})
 NATIVE_NEED = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16", "int8": "int8", "int8-dynamic": "int8",
                "int4": "int4"}
 OPENVINO_DEVICES = {"intel-cpu": "CPU", "intel-gpu": "GPU", "intel-npu": "NPU"}
+# Runtimes a target trades for the next built one it lists when their package is not installed here, with the
+# module and the extra that installs it: LiteRT's schema is needed to write a .tflite, and an edge device runs
+# ONNX Runtime as well.
+NEEDS_PACKAGE = {"tflite": ("ai_edge_litert", "tflite")}
 
 
 @dataclass(frozen=True)
@@ -67,11 +72,15 @@ def _backends(target: TargetProfile, notes: list[str]) -> tuple[str, ...]:
         notes.append("OpenVINO is not installed (pip install 'hwopt[openvino]') or cannot run in this forked "
                      "process: ONNX Runtime only")
         return ("onnxruntime",)
-    if target.runtime in BUILT:
+    missing = NEEDS_PACKAGE.get(target.runtime)
+    if target.runtime in BUILT and (missing is None or runtime_installed(missing[0])):
         return (target.runtime,)
-    fallback = next((r.backend for r in target.runtimes if r.backend in BUILT), "onnxruntime")
-    notes.append(f"{target.name} deploys with {target.runtime}, whose backend hwopt does not build yet; "
-                 f"this artifact runs in {fallback} on the device instead")
+    fallback = next((r.backend for r in target.runtimes if r.backend in BUILT and r.backend != target.runtime),
+                    "onnxruntime")
+    why = (f"which hwopt writes with {missing[0]}, not installed here (pip install 'hwopt[{missing[1]}]')"
+           if target.runtime in BUILT else "whose backend hwopt does not build yet")
+    notes.append(f"{target.name} deploys with {target.runtime}, {why}; this artifact runs in {fallback} on the "
+                 "device instead")
     return (fallback,)
 
 

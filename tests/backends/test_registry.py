@@ -13,6 +13,12 @@ def test_every_built_backend_speaks_the_protocol():
             assert callable(getattr(backend, method))
 
 
+def test_litert_is_built_as_tflite_the_edge_targets_runtime():
+    assert "tflite" in BUILT
+    capabilities = get_backend("tflite").capabilities()
+    assert capabilities.extra == "tflite" and "int8" in capabilities.precisions
+
+
 def test_unknown_backends_and_missing_runtimes_are_named():
     with pytest.raises(UsageError, match="no backend 'tvm'.*onnxruntime"):
         get_backend("tvm")

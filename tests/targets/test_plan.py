@@ -2,6 +2,7 @@ import pytest
 
 from optimizer.errors import UsageError
 from optimizer.targets import get_target
+from optimizer.targets import plan as plan_module
 from optimizer.targets.plan import check_precision, make_plan
 
 
@@ -27,11 +28,20 @@ def test_nvidia_targets_plan_tensorrt_fp16_and_intel_targets_openvino_on_their_d
     assert npu.backends == ("openvino",) and npu.device == "NPU"
 
 
-def test_edge_targets_say_their_runtime_is_not_built_and_fall_back():
+def test_edge_targets_plan_litert_where_it_is_installed():
+    pytest.importorskip("ai_edge_litert", reason="the plan falls back without it (tested below)")
+    for name in ("rpi4", "rpi5", "arm64", "android-arm64"):
+        plan = make_plan(get_target(name), None, calibrated=False)
+        assert plan.backends == ("tflite",) and plan.pipeline_for("tflite") == "portable"
+        assert plan.precision == "fp32"  # int8 is the default there, but it needs calibration data
+    assert make_plan(get_target("rpi5"), None, calibrated=True).precision == "int8"
+
+
+def test_edge_targets_fall_back_to_onnxruntime_without_litert(monkeypatch):
+    monkeypatch.setattr(plan_module, "runtime_installed", lambda module: module != "ai_edge_litert")
     plan = make_plan(get_target("rpi5"), None, calibrated=False)
     assert plan.backends == ("onnxruntime",)
-    assert any("tflite" in note and "onnxruntime" in note for note in plan.notes)
-    assert plan.precision == "fp32"  # int8 is the default there, but it needs calibration data
+    assert any("tflite" in note and "hwopt[tflite]" in note and "onnxruntime" in note for note in plan.notes)
 
 
 def test_forced_runtime_must_be_one_the_target_runs():

@@ -1,7 +1,10 @@
-"""Conv -> CONV_2D or DEPTHWISE_CONV_2D, NHWC in and out, weights permuted once at conversion.
+"""Conv -> CONV_2D (grouped too) or DEPTHWISE_CONV_2D, ConvTranspose -> TRANSPOSE_CONV; NHWC in and out,
+weights permuted once at conversion.
 
 ONNX pads are explicit; TFLite has SAME and VALID. Pads equal to what SAME computes become SAME, zero pads
-VALID, and any other pads an explicit PAD (zeros) in front of a VALID convolution.
+VALID, and any other pads an explicit PAD (zeros) in front of a VALID convolution. A transposed convolution
+crops its full output instead: crops that SAME or VALID make are written as such, others as a STRIDED_SLICE of
+the full output.
 """
 
 from __future__ import annotations
@@ -14,18 +17,22 @@ import onnx_ir as ir
 from optimizer.backends.litert.convert import GraphConverter
 
 
-def spatial_attributes(node: ir.Node, kernel: tuple[int, int]) -> tuple[list[int], list[int], list[int]]:
-    """(strides, dilations, pads as [top, left, bottom, right]) of a 2-D Conv or pool."""
+def spatial_attributes(node: ir.Node, kernel: tuple[int, int], size: tuple[int, int]
+                       ) -> tuple[list[int], list[int], list[int]]:
+    """(strides, dilations, pads as [top, left, bottom, right]) of a 2-D Conv or pool on a `size` input."""
     strides = list(node.attributes.get_ints("strides", [1, 1]))
     dilations = list(node.attributes.get_ints("dilations", [1, 1]))
     pads = list(node.attributes.get_ints("pads", [0, 0, 0, 0]))
-    auto_pad = node.attributes.get_string("auto_pad", "NOTSET")
-    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        raise ValueError(f"auto_pad={auto_pad} is not converted; export with explicit pads")
-    if auto_pad == "VALID":
-        pads = [0, 0, 0, 0]
     if len(strides) != 2 or len(dilations) != 2 or len(pads) != 4:
         raise ValueError("only 2-D kernels are converted")
+    auto_pad = node.attributes.get_string("auto_pad", "NOTSET")
+    if auto_pad == "VALID":
+        pads = [0, 0, 0, 0]
+    elif auto_pad == "SAME_UPPER":  # the extra pixel after, as TFLite's SAME
+        pads = same_pads(size, kernel, strides, dilations)
+    elif auto_pad == "SAME_LOWER":
+        upper = same_pads(size, kernel, strides, dilations)
+        pads = upper[2:] + upper[:2]
     return strides, dilations, pads
 
 
@@ -72,7 +79,7 @@ def conv(c: GraphConverter, node: ir.Node) -> None:
     group = node.attributes.get_int("group", 1)
     out_channels, in_per_group, kh, kw = weights.shape
     in_channels = in_per_group * group
-    strides, dilations, pads = spatial_attributes(node, (kh, kw))
+    strides, dilations, pads = spatial_attributes(node, (kh, kw), tuple(c.shape(x)[2:]))
     tensor, padding = padded_input(c, node, x, pads, (kh, kw), strides, dilations)
     bias = c.constant(b) if b is not None else np.zeros(out_channels, dtype=weights.dtype)
     if bias is None:
@@ -82,17 +89,38 @@ def conv(c: GraphConverter, node: ir.Node) -> None:
               "dilationHFactor": dilations[0], "dilationWFactor": dilations[1]}
     bias_tensor = c.graph.add_constant(f"{node.name}_bias", bias.astype(weights.dtype))
     output = c.output(node.outputs[0], "nhwc")
-    if group == 1:
-        kernel = c.graph.add_constant(f"{node.name}_weights", weights.transpose(0, 2, 3, 1))  # OIHW -> OHWI
-        c.graph.add_operator("CONV_2D", [tensor, kernel, bias_tensor], [output],
-                             c.graph.options("Conv2DOptions", **common))
-    elif group == in_channels and out_channels % in_channels == 0:
+    if group > 1 and group == in_channels and out_channels % in_channels == 0:
         kernel = c.graph.add_constant(f"{node.name}_weights", weights.transpose(1, 2, 3, 0))  # -> 1HWO
         c.graph.add_operator("DEPTHWISE_CONV_2D", [tensor, kernel, bias_tensor], [output],
                              c.graph.options("DepthwiseConv2DOptions", depthMultiplier=out_channels // in_channels,
                                              **common), version=2)
     else:
-        raise ValueError(f"grouped convolution ({group} groups of {in_per_group} channels) is not converted")
+        # A grouped convolution is CONV_2D with filters of in_channels / group inputs (XNNPACK runs it too).
+        kernel = c.graph.add_constant(f"{node.name}_weights", weights.transpose(0, 2, 3, 1))  # OIHW -> OHWI
+        c.graph.add_operator("CONV_2D", [tensor, kernel, bias_tensor], [output],
+                             c.graph.options("Conv2DOptions", **common), version=1 if group == 1 else 6)
+
+
+def transpose_crops(node: ir.Node, size: tuple[int, int], kernel: tuple[int, int], strides: list[int],
+                    output_size: tuple[int, int]) -> list[tuple[int, int]]:
+    """(before, after) rows and columns that ONNX's ConvTranspose removes from the full output
+    ((size - 1) * stride + kernel); a negative `after` is output_padding beyond the pads."""
+    pads = list(node.attributes.get_ints("pads", [0, 0, 0, 0]))
+    output_padding = list(node.attributes.get_ints("output_padding", [0, 0]))
+    auto_pad = node.attributes.get_string("auto_pad", "NOTSET")
+    crops = []
+    for i in range(2):
+        full = (size[i] - 1) * strides[i] + kernel[i]
+        total = full + output_padding[i] - output_size[i]
+        if node.attributes.get("output_shape") is not None or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            # ONNX splits the padding itself: the larger half after for SAME_UPPER, before otherwise.
+            before = total // 2 if auto_pad == "SAME_UPPER" else total - total // 2
+        elif auto_pad == "VALID":
+            before = 0
+        else:
+            before = pads[i]
+        crops.append((before, full - output_size[i] - before))
+    return crops
 
 
 def conv_transpose(c: GraphConverter, node: ir.Node) -> None:
@@ -105,29 +133,39 @@ def conv_transpose(c: GraphConverter, node: ir.Node) -> None:
         raise ValueError("grouped ConvTranspose is not converted")
     if any(d != 1 for d in node.attributes.get_ints("dilations", [1, 1])):
         raise ValueError("dilated ConvTranspose is not converted")
-    if any(node.attributes.get_ints("output_padding", [0, 0])):
-        raise ValueError("ConvTranspose output_padding is not converted")
     _, out_channels, kh, kw = weights.shape
     strides = list(node.attributes.get_ints("strides", [1, 1]))
-    pads = list(node.attributes.get_ints("pads", [0, 0, 0, 0]))
     n, oc, oh, ow = c.shape(node.outputs[0])
     _, _, h, w_in = c.shape(x)
-    # TFLite's TRANSPOSE_CONV computes the full (VALID) output and crops it to output_shape per SAME; other
-    # crops would need a slice, which is left out: only pads that VALID or SAME give are converted.
+    crops = transpose_crops(node, (h, w_in), (kh, kw), strides, (oh, ow))
+    if any(after < 0 for _, after in crops):
+        raise ValueError("ConvTranspose output_padding beyond the pads (rows with only the bias) is not converted")
     full = ((h - 1) * strides[0] + kh, (w_in - 1) * strides[1] + kw)
-    if not any(pads) and (oh, ow) == full:
-        padding = "VALID"
-    elif (oh, ow) == (h * strides[0], w_in * strides[1]) and pads[:2] == [
-            (full[0] - oh) // 2, (full[1] - ow) // 2]:
-        padding = "SAME"  # TFLite crops the smaller half before, the rest after
+    # TFLite's TRANSPOSE_CONV computes the full output and crops it to the output shape it is given: VALID
+    # crops nothing, SAME the smaller half of (full - output) before and the rest after, when the output has
+    # ceil(output / stride) == input rows; any other crop is a slice of the full output.
+    if all(before == 0 and after == 0 for before, after in crops):
+        padding, size = "VALID", (oh, ow)
+    elif all(before == (before + after) // 2 for before, after in crops) and (
+            -(-oh // strides[0]), -(-ow // strides[1])) == (h, w_in):
+        padding, size = "SAME", (oh, ow)
     else:
-        raise ValueError(f"ConvTranspose pads {pads} give neither TFLite's SAME nor VALID output size")
+        padding, size = "VALID", full
     kernel = c.graph.add_constant(f"{node.name}_weights", weights.transpose(1, 2, 3, 0))  # IOHW -> OHWI
     bias = c.constant(b) if b is not None else np.zeros(out_channels, dtype=weights.dtype)
-    inputs = [c.int32([n, oh, ow, oc]), kernel, c.nhwc(x), c.graph.add_constant(f"{node.name}_bias", bias)]
-    c.graph.add_operator("TRANSPOSE_CONV", inputs, [c.output(node.outputs[0], "nhwc")],
+    if bias is None:
+        raise ValueError("bias is not constant")
+    output = c.output(node.outputs[0], "nhwc")
+    target = output if size == (oh, ow) else c.graph.add_tensor(f"{node.name}_full", (n, *size, oc), c.dtype(x))
+    inputs = [c.int32([n, *size, oc]), kernel, c.nhwc(x), c.graph.add_constant(f"{node.name}_bias", bias)]
+    c.graph.add_operator("TRANSPOSE_CONV", inputs, [target],
                          c.graph.options("TransposeConvOptions", padding=getattr(c.graph.fb.Padding, padding),
                                          strideH=strides[0], strideW=strides[1]), version=4)
+    if target != output:
+        (top, _), (left, _) = crops
+        c.graph.add_operator("STRIDED_SLICE", [target, c.int32([0, top, left, 0]),
+                                               c.int32([n, top + oh, left + ow, oc]), c.int32([1, 1, 1, 1])],
+                             [output], c.graph.options("StridedSliceOptions"))
 
 
 CONVERTERS = {"Conv": conv, "ConvTranspose": conv_transpose}

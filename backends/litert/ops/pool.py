@@ -20,11 +20,18 @@ def _pool(builtin: str):
         kernel = tuple(node.attributes.get_ints("kernel_shape", []))
         if len(kernel) != 2:
             raise ValueError("only 2-D pooling is converted")
-        if node.attributes.get_int("ceil_mode", 0):
-            raise ValueError("ceil_mode=1 is not converted")
-        strides, dilations, pads = spatial_attributes(node, kernel)
+        if len(node.outputs) > 1 and node.outputs[1] is not None and node.outputs[1].uses():
+            raise ValueError("MaxPool's Indices output is not converted")
+        strides, dilations, pads = spatial_attributes(node, kernel, tuple(c.shape(x)[2:]))
         if any(d != 1 for d in dilations):
             raise ValueError("dilated pooling is not converted")
+        if node.attributes.get_int("ceil_mode", 0):
+            # ceil_mode only matters when the last window would start past floor mode's last one.
+            floor = tuple((size + pads[i] + pads[i + 2] - kernel[i]) // strides[i] + 1
+                          for i, size in enumerate(c.shape(x)[2:]))
+            if floor != tuple(c.shape(node.outputs[0])[2:]):
+                raise ValueError(f"ceil_mode=1 (output {'x'.join(map(str, c.shape(node.outputs[0])[2:]))} "
+                                 f"instead of {'x'.join(map(str, floor))}) is not converted")
         if builtin == "AVERAGE_POOL_2D" and node.attributes.get_int("count_include_pad", 0) and any(pads):
             raise ValueError("count_include_pad=1 with padding is not converted (TFLite averages real pixels)")
         lowest = float(np.finfo(c.dtype(x)).min) if builtin == "MAX_POOL_2D" else 0.0
@@ -40,11 +47,14 @@ def _pool(builtin: str):
 
 def _global(builtin: str):
     def convert(c: GraphConverter, node: ir.Node) -> None:
-        if c.rank(node.inputs[0]) != 4:
-            raise ValueError("only 2-D global pooling is converted")
-        axes = c.int32([1, 2])  # H and W of NHWC
-        c.graph.add_operator(builtin, [c.nhwc(node.inputs[0]), axes], [c.output(node.outputs[0], "nhwc")],
-                             c.graph.options("ReducerOptions", keepDims=True))
+        x, output = node.inputs[0], node.outputs[0]
+        options = c.graph.options("ReducerOptions", keepDims=True)
+        if c.rank(x) == 4:
+            axes = c.int32([1, 2])  # H and W of NHWC
+            c.graph.add_operator(builtin, [c.nhwc(x), axes], [c.output(output, "nhwc")], options)
+            return
+        axes = c.int32(list(range(2, c.rank(x))))  # 1-D and 3-D pooling: every axis after N and C
+        c.graph.add_operator(builtin, [c.onnx_layout(x), axes], [c.output(output)], options)
     return convert
 
 

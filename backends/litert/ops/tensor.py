@@ -1,10 +1,10 @@
 """Ops that move data rather than compute it: concatenation, splitting, slicing, reshaping, transposing,
-padding, resizing, gathering, casting, selecting, and Softmax (which needs its axis last).
+padding, resizing, gathering, broadcasting, tiling, casting, selecting, and Softmax (which needs its axis last).
 
-Ops that only index along an axis (Concat, Split, Slice, Pad, Softmax) run in the layout their input is
-already in, with the axis remapped; ops whose meaning depends on the element order (Reshape, Flatten) run in
-ONNX's layout. A Transpose of an NHWC value is folded into one permutation of the NHWC tensor, so the
-NCHW->NHWC transposes some exporters write cancel out.
+Ops that only index along an axis (Concat, Split, Slice, Pad, Gather, Tile, Expand, Softmax) run in the layout
+their input is already in, with the axis remapped; ops whose meaning depends on the element order (Reshape,
+Flatten) run in ONNX's layout. A Transpose of an NHWC value is folded into one permutation of the NHWC tensor,
+so the NCHW->NHWC transposes some exporters write cancel out.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import numpy as np
 import onnx_ir as ir
 
 from optimizer.backends.litert.convert import TO_NHWC, GraphConverter, Layout, Placed
+from optimizer.backends.litert.ops.elementwise import binary_layout, operand
 
 
 def nhwc_axis(axis: int, rank: int, layout: Layout) -> int:
@@ -68,8 +69,6 @@ def slice_(c: GraphConverter, node: ir.Node) -> None:
     for start, stop, axis, step in zip(starts, ends, axes, steps):
         axis = int(axis) % len(shape)
         extent = shape[axis]
-        # ONNX clamps out-of-range bounds; TFLite's STRIDED_SLICE takes in-range ones (a negative stop of -1
-        # for "before the first element" is expressed through end_mask-free clamping to -extent-1 -> use masks).
         begin[axis], end[axis], stride[axis] = _clamped(int(start), int(stop), int(step), extent)
     layout = c.layout_of(x)
     if layout == "nhwc" and len(shape) == 4:
@@ -82,14 +81,14 @@ def slice_(c: GraphConverter, node: ir.Node) -> None:
 
 
 def _clamped(start: int, stop: int, step: int, extent: int) -> tuple[int, int | None, int]:
-    """ONNX Slice bounds on one axis as STRIDED_SLICE bounds (None: to the end, by end_mask)."""
-    if step > 0:
-        start = min(max(start + extent if start < 0 else start, 0), extent)
-        stop = min(max(stop + extent if stop < 0 else stop, 0), extent)
-        return start, stop, step
-    start = min(max(start + extent if start < 0 else start, -1), extent - 1)
+    """ONNX Slice bounds on one axis as STRIDED_SLICE bounds (None: to the very first element, by end_mask, since
+    TFLite would read an end of -1 as the last element)."""
+    start = start + extent if start < 0 else start
     stop = stop + extent if stop < 0 else stop
-    return start, (None if stop < 0 else min(stop, extent - 1)), step
+    if step > 0:
+        return min(max(start, 0), extent), min(max(stop, 0), extent), step
+    # ONNX clamps a backwards slice's start into [0, extent - 1], its end into [-1, extent - 1].
+    return min(max(start, 0), extent - 1), (None if stop < 0 else min(stop, extent - 1)), step
 
 
 def reshape(c: GraphConverter, node: ir.Node) -> None:
@@ -114,29 +113,41 @@ def transpose(c: GraphConverter, node: ir.Node) -> None:
     c.transposed(output, placed.tensor, tuple(perm))
 
 
-def softmax(c: GraphConverter, node: ir.Node) -> None:
-    x, output = node.inputs[0], node.outputs[0]
-    rank = c.rank(x)
-    axis = node.attributes.get_int("axis", -1) % rank
-    layout = c.layout_of(x)
-    if rank == 4 and axis == 1:
-        layout = "nhwc"  # channels are NHWC's last axis: one transpose in (often folded), and convolutions follow
-    tflite_axis = nhwc_axis(axis, rank, layout)
-    tensor = c.in_layout(x, layout)
-    if tflite_axis == rank - 1:
-        c.graph.add_operator("SOFTMAX", [tensor], [c.output(output, layout)],
-                             c.graph.options("SoftmaxOptions", beta=1.0))
-        return
-    # TFLite's SOFTMAX normalizes the last axis: swap the axis there and back.
-    perm = list(range(rank))
-    perm[tflite_axis], perm[-1] = perm[-1], perm[tflite_axis]
-    shape = c.graph.tensors[tensor].shape
-    swapped_shape = [shape[i] for i in perm]
-    swapped = c.graph.add_tensor(f"{node.name}_swapped", swapped_shape, c.dtype(x))
-    normalized = c.graph.add_tensor(f"{node.name}_normalized", swapped_shape, c.dtype(x))
-    c.graph.add_operator("TRANSPOSE", [tensor, c.int32(perm)], [swapped])
-    c.graph.add_operator("SOFTMAX", [swapped], [normalized], c.graph.options("SoftmaxOptions", beta=1.0))
-    c.graph.add_operator("TRANSPOSE", [normalized, c.int32(perm)], [c.output(output, layout)])
+def _softmax(builtin: str):
+    """SOFTMAX or LOG_SOFTMAX, which normalize the last axis: another axis is swapped there and back. Before
+    opset 13 ONNX normalized the flattened [axis:] block as one, which takes a reshape instead."""
+
+    def convert(c: GraphConverter, node: ir.Node) -> None:
+        x, output = node.inputs[0], node.outputs[0]
+        rank = c.rank(x)
+        axis = node.attributes.get_int("axis", -1 if c.opset >= 13 else 1) % rank
+        options = c.graph.options("SoftmaxOptions", beta=1.0) if builtin == "SOFTMAX" else None
+        dtype = c.dtype(x)
+        if c.opset < 13 and axis != rank - 1:
+            shape = c.shape(x)
+            block = (int(np.prod(shape[:axis], dtype=np.int64)), int(np.prod(shape[axis:], dtype=np.int64)))
+            flat = c.op("RESHAPE", [c.onnx_layout(x), c.int32(block)], block, dtype, name=f"{node.name}_2d")
+            normalized = c.op(builtin, [flat], block, dtype, name=f"{node.name}_normalized", options=options)
+            c.graph.add_operator("RESHAPE", [normalized, c.int32(shape)], [c.output(output)])
+            return
+        layout = c.layout_of(x)
+        if rank == 4 and axis == 1:
+            layout = "nhwc"  # channels are NHWC's last axis: one transpose in (often folded), and convolutions follow
+        tflite_axis = nhwc_axis(axis, rank, layout)
+        tensor = c.in_layout(x, layout)
+        if tflite_axis == rank - 1:
+            c.graph.add_operator(builtin, [tensor], [c.output(output, layout)], options)
+            return
+        perm = list(range(rank))
+        perm[tflite_axis], perm[-1] = perm[-1], perm[tflite_axis]
+        shape = c.graph.tensors[tensor].shape
+        swapped_shape = [shape[i] for i in perm]
+        swapped = c.op("TRANSPOSE", [tensor, c.int32(perm)], swapped_shape, dtype, name=f"{node.name}_swapped")
+        normalized = c.op(builtin, [swapped], swapped_shape, dtype, name=f"{node.name}_normalized",
+                          options=options)
+        c.graph.add_operator("TRANSPOSE", [normalized, c.int32(perm)], [c.output(output, layout)])
+
+    return convert
 
 
 def resize(c: GraphConverter, node: ir.Node) -> None:
@@ -148,13 +159,23 @@ def resize(c: GraphConverter, node: ir.Node) -> None:
     if (on, och) != (n, ch):
         raise ValueError("Resize of the batch or channel axis is not converted")
     mode = node.attributes.get_string("mode", "nearest")
-    transform = node.attributes.get_string("coordinate_transformation_mode", "half_pixel")
+    # Upsample (opset 7-9) and Resize-10 are asymmetric, and their nearest pixel is the floor when upsampling.
+    legacy = node.op_type == "Upsample" or c.opset < 11
+    if legacy and mode == "nearest" and (oh < c.shape(x)[2] or ow < c.shape(x)[3]):
+        raise ValueError("nearest downsampling before opset 11 (rounding up) is not converted")
+    transform = node.attributes.get_string("coordinate_transformation_mode",
+                                           "asymmetric" if legacy else "half_pixel")
+    if node.attributes.get_int("antialias", 0) and (oh < c.shape(x)[2] or ow < c.shape(x)[3]):
+        raise ValueError("antialiased downsampling is not converted")
     size = c.int32([oh, ow])
     if mode == "nearest":
-        nearest = node.attributes.get_string("nearest_mode", "round_prefer_floor")
+        nearest = node.attributes.get_string("nearest_mode", "floor" if legacy else "round_prefer_floor")
+        # Upsampling by whole factors never lands half-way between two pixels, so there the rounding is moot.
+        whole = oh % c.shape(x)[2] == 0 and ow % c.shape(x)[3] == 0
         if transform == "asymmetric" and nearest == "floor":
             flags = {"alignCorners": False, "halfPixelCenters": False}
-        elif transform in ("half_pixel", "pytorch_half_pixel") and nearest == "round_prefer_ceil":
+        elif transform in ("half_pixel", "pytorch_half_pixel") and (
+                nearest == "round_prefer_ceil" or (nearest == "round_prefer_floor" and whole)):
             flags = {"alignCorners": False, "halfPixelCenters": True}
         elif transform == "align_corners" and nearest == "round_prefer_ceil":
             flags = {"alignCorners": True, "halfPixelCenters": False}
@@ -181,14 +202,24 @@ def resize(c: GraphConverter, node: ir.Node) -> None:
 
 
 def pad(c: GraphConverter, node: ir.Node) -> None:
+    """Constant padding -> PAD or PADV2, reflect -> MIRROR_PAD; edge (replicate) has no TFLite op."""
     x, output = node.inputs[0], node.outputs[0]
-    if node.attributes.get_string("mode", "constant") != "constant":
-        raise ValueError(f"Pad mode '{node.attributes.get_string('mode')}' is not converted")
-    pads = c.constant(node.inputs[1])
-    if pads is None:
-        raise ValueError("pads are not constant")
+    mode = node.attributes.get_string("mode", "constant")
+    if mode not in ("constant", "reflect"):
+        raise ValueError(f"Pad mode '{mode}' is not converted")
     rank = c.rank(x)
-    axes = c.constant(node.inputs[3]) if len(node.inputs) > 3 and node.inputs[3] is not None else None
+    if node.attributes.get("pads") is not None:  # opset < 11: pads and value are attributes
+        pads = np.array(node.attributes.get_ints("pads"))
+        value = np.asarray(node.attributes.get_float("value", 0.0))
+        axes = None
+    else:
+        pads = c.constant(node.inputs[1])
+        if pads is None:
+            raise ValueError("pads are not constant")
+        value = c.constant(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] is not None else None
+        if len(node.inputs) > 2 and node.inputs[2] is not None and value is None:
+            raise ValueError("the pad value is not constant")
+        axes = c.constant(node.inputs[3]) if len(node.inputs) > 3 and node.inputs[3] is not None else None
     axes = list(range(rank)) if axes is None else [int(a) % rank for a in axes]
     widths = [[0, 0] for _ in range(rank)]
     for i, axis in enumerate(axes):
@@ -198,11 +229,16 @@ def pad(c: GraphConverter, node: ir.Node) -> None:
     layout = c.layout_of(x)
     if layout == "nhwc" and rank == 4:
         widths = [widths[i] for i in TO_NHWC]
-    value = c.constant(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] is not None else None
     inputs = [c.placed(x).tensor, c.int32(widths)]
-    if value is not None and float(value) != 0.0:
-        inputs.append(c.graph.add_constant(f"{node.name}_value", np.asarray(value, dtype=c.dtype(x))))
-    c.graph.add_operator("PADV2" if len(inputs) == 3 else "PAD", inputs, [c.output(output, layout)])
+    out = c.output(output, layout)
+    if mode == "reflect":
+        c.graph.add_operator("MIRROR_PAD", inputs, [out],
+                             c.graph.options("MirrorPadOptions", mode=c.graph.fb.MirrorPadMode.REFLECT))
+    elif value is not None and float(np.ravel(value)[0]) != 0.0:
+        fill = c.graph.add_constant(f"{node.name}_value", np.asarray(value, dtype=c.dtype(x)).reshape(()))
+        c.graph.add_operator("PADV2", [*inputs, fill], [out])
+    else:
+        c.graph.add_operator("PAD", inputs, [out])
 
 
 def identity(c: GraphConverter, node: ir.Node) -> None:
@@ -211,27 +247,87 @@ def identity(c: GraphConverter, node: ir.Node) -> None:
 
 def cast(c: GraphConverter, node: ir.Node) -> None:
     x = node.inputs[0]
+    if c.dtype(x) == c.dtype(node.outputs[0]):
+        c.alias(node.outputs[0], c.placed(x))
+        return
     layout = c.layout_of(x)
     c.graph.add_operator("CAST", [c.placed(x).tensor], [c.output(node.outputs[0], layout)])
 
 
 def gather(c: GraphConverter, node: ir.Node) -> None:
-    x, indices = node.inputs[0], node.inputs[1]
-    axis = node.attributes.get_int("axis", 0) % c.rank(x)
+    """GATHER along the (remapped) axis. Constant indices are made non-negative here; TFLite's GATHER refuses
+    negative ones at run time, so computed indices must not be negative (embedding lookups never are). A
+    scalar index gathers a one-element list and reshapes, TFLite's GATHER keeping the axis for a 0-D index."""
+    x, indices, output = node.inputs[0], node.inputs[1], node.outputs[0]
+    rank = c.rank(x)
+    axis = node.attributes.get_int("axis", 0) % rank
     constant = c.constant(indices)
+    scalar = c.rank(indices) == 0
     if constant is not None:
-        # TFLite's GATHER takes no negative indices; ONNX counts them from the end.
-        index_tensor = c.graph.add_constant(f"{node.name}_indices",
-                                            (constant % c.shape(x)[axis]).astype(np.int32))
+        positions = (constant.astype(np.int64) % c.shape(x)[axis]).astype(np.int32)
+        index_tensor = c.graph.add_constant(f"{node.name}_indices", positions.reshape(-1) if scalar else positions)
     else:
         index_tensor = c.onnx_layout(indices)
-    c.graph.add_operator("GATHER", [c.onnx_layout(x), index_tensor], [c.output(node.outputs[0])],
-                         c.graph.options("GatherOptions", axis=axis))
+        if scalar:
+            index_tensor = c.op("RESHAPE", [index_tensor, c.int32([1])], (1,), c.dtype(indices),
+                                name=f"{node.name}_index")
+    # Gathering a 1-D list of channels (or rows, columns) of an NHWC value keeps it NHWC.
+    layout: Layout = "nhwc" if c.layout_of(x) == "nhwc" and rank == 4 and c.rank(indices) == 1 else "onnx"
+    options = c.graph.options("GatherOptions", axis=nhwc_axis(axis, rank, layout))
+    if scalar:
+        kept = tuple(1 if i == axis else d for i, d in enumerate(c.shape(x)))
+        gathered = c.op("GATHER", [c.onnx_layout(x), index_tensor], kept, c.dtype(x), name=f"{node.name}_kept",
+                        options=options)
+        c.graph.add_operator("RESHAPE", [gathered, c.int32(c.shape(output))], [c.output(output)])
+        return
+    c.graph.add_operator("GATHER", [c.in_layout(x, layout), index_tensor], [c.output(output, layout)], options)
 
 
 def where(c: GraphConverter, node: ir.Node) -> None:
-    inputs = [c.onnx_layout(v) for v in node.inputs]
-    c.graph.add_operator("SELECT_V2", inputs, [c.output(node.outputs[0])])
+    """SELECT_V2, which broadcasts all three operands as ONNX's Where does."""
+    output = node.outputs[0]
+    layout = binary_layout(c, list(node.inputs), output)
+    rank = c.rank(output)
+    c.graph.add_operator("SELECT_V2", [operand(c, v, layout, rank) for v in node.inputs],
+                         [c.output(output, layout)])
+
+
+def expand(c: GraphConverter, node: ir.Node) -> None:
+    """BROADCAST_TO the static output shape (ONNX's Expand broadcasts both ways, so the output's shape is the
+    one to reach)."""
+    x, output = node.inputs[0], node.outputs[0]
+    shape = c.shape(output)
+    layout: Layout = "nhwc" if c.layout_of(x) == "nhwc" and c.rank(x) == 4 and len(shape) == 4 else "onnx"
+    if tuple(c.shape(x)) == shape:
+        c.alias(output, c.placed(x))
+        return
+    c.graph.add_operator("BROADCAST_TO", [c.in_layout(x, layout), c.int32(c.shape_in(shape, layout))],
+                         [c.output(output, layout)], version=2)  # LiteRT registers BROADCAST_TO from version 2
+
+
+def tile(c: GraphConverter, node: ir.Node) -> None:
+    x, output = node.inputs[0], node.outputs[0]
+    repeats = c.constant(node.inputs[1])
+    if repeats is None:
+        raise ValueError("repeats are not constant")
+    layout = c.layout_of(x)
+    repeats = [int(r) for r in repeats]
+    if layout == "nhwc" and len(repeats) == 4:
+        repeats = [repeats[i] for i in TO_NHWC]
+    c.graph.add_operator("TILE", [c.placed(x).tensor, c.int32(repeats)], [c.output(output, layout)])
+
+
+def _space_depth(builtin: str, options: str):
+    """DepthToSpace (DCR, ONNX's default: TFLite's order) and SpaceToDepth, on NHWC."""
+
+    def convert(c: GraphConverter, node: ir.Node) -> None:
+        if node.attributes.get_string("mode", "DCR") != "DCR":
+            raise ValueError("DepthToSpace mode CRD is not converted (TFLite's order is DCR)")
+        block = node.attributes.get_int("blocksize")
+        c.graph.add_operator(builtin, [c.nhwc(node.inputs[0])], [c.output(node.outputs[0], "nhwc")],
+                             c.graph.options(options, blockSize=block))
+
+    return convert
 
 
 CONVERTERS = {
@@ -243,11 +339,18 @@ CONVERTERS = {
     "Squeeze": reshape,
     "Unsqueeze": reshape,
     "Transpose": transpose,
-    "Softmax": softmax,
+    "Softmax": _softmax("SOFTMAX"),
+    "LogSoftmax": _softmax("LOG_SOFTMAX"),
     "Resize": resize,
+    "Upsample": resize,
     "Pad": pad,
     "Identity": identity,
+    "Dropout": identity,
     "Cast": cast,
     "Gather": gather,
     "Where": where,
+    "Expand": expand,
+    "Tile": tile,
+    "DepthToSpace": _space_depth("DEPTH_TO_SPACE", "DepthToSpaceOptions"),
+    "SpaceToDepth": _space_depth("SPACE_TO_DEPTH", "SpaceToDepthOptions"),
 }

@@ -4,8 +4,8 @@ The artifact must fit the TFLite op set (op_set="tflite"), and INT8 is the defau
 what pays: XNNPACK's INT8 kernels use the SDOT dot-product instructions where the core has them (Cortex-A76,
 Armv8.2-a phones), and INT8 weights are a quarter of the memory traffic on boards with 13-17 GB/s.
 
-hwopt's TFLite backend is not built yet (another issue builds it); ONNX Runtime, which ships aarch64 Linux and
-Android builds, is listed second so that the planner has a runtime these devices really run until then.
+hwopt writes their .tflite itself (optimizer.backends.litert, no TensorFlow). ONNX Runtime, which ships aarch64
+Linux and Android builds, is listed second: the planner falls back to it where ai-edge-litert is not installed.
 
 Arm does not publish peak figures for these boards; the Raspberry Pi figures below are DERIVED (cores x clock x
 NEON lanes per cycle, from Arm's software optimization guides) and the bandwidth is the theoretical LPDDR
