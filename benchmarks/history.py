@@ -89,7 +89,8 @@ class History:
     def get(self, run_id: str) -> RunReport:
         """A run by its id, or by a unique prefix of it."""
         with self._guard():
-            rows = self._db.execute("SELECT id, report FROM runs WHERE id LIKE ? || '%'", (run_id,)).fetchall()
+            rows = self._db.execute("SELECT id, report FROM runs WHERE substr(id, 1, length(?)) = ?",
+                                    (run_id, run_id)).fetchall() if run_id else []
         if not rows:
             raise HistoryError(f"{self.path}: no run '{run_id}'")
         if len(rows) > 1:

@@ -157,8 +157,12 @@ class RunReport:
         """Write atomically: a half-written report never replaces a good one."""
         path = Path(path)
         temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        temporary.write_text(self.to_json() + "\n", encoding="utf-8")
-        os.replace(temporary, path)
+        try:
+            temporary.write_text(self.to_json() + "\n", encoding="utf-8")
+            os.replace(temporary, path)
+        except OSError as error:
+            temporary.unlink(missing_ok=True)
+            raise RunReportError(f"{path}: cannot write the run report ({error.strerror})") from None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunReport:

@@ -65,7 +65,7 @@ def bench(source: str | os.PathLike, *, target: str | None = None, runtime: str 
         elif source.is_file():
             folder = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="hwopt-bench-")))
             started = time.perf_counter()
-            artifact = compile_plain_model(source, target or "cpu", runtime, threads, folder)
+            artifact = compile_plain_model(source, target or "cpu", runtime, threads, folder, shapes or {})
             compile_seconds = time.perf_counter() - started
         else:
             raise UsageError(f"{source}: no such model file or artifact folder")
@@ -80,9 +80,9 @@ def bench(source: str | os.PathLike, *, target: str | None = None, runtime: str 
 
 
 def compile_plain_model(path: Path, target: str, runtime: str | None, threads: int | None,
-                        folder: Path) -> Artifact:
+                        folder: Path, shapes: Mapping[str, Sequence[int]] | None = None) -> Artifact:
     """`path` as it is (no passes, FP32) compiled by the target's runtime into `folder`: what the model costs
-    before hwopt touches it."""
+    before hwopt touches it. `shapes` fix dynamic input dims first (a runtime with static tensors needs them)."""
     from optimizer.targets import get_target
     from optimizer.targets.plan import make_plan
 
@@ -90,6 +90,10 @@ def compile_plain_model(path: Path, target: str, runtime: str | None, threads: i
     plan = make_plan(profile, "fp32", calibrated=False, runtime=runtime)
     backend_name = plan.backends[0]
     model = hir.load_model(path)
+    if shapes:
+        from optimizer.passes import FixInputShapes, FixInputShapesConfig
+
+        FixInputShapes(FixInputShapesConfig(shapes={name: tuple(dims) for name, dims in shapes.items()}))(model)
     compiled = get_backend(backend_name).compile(
         model, CompileOptions(profile, "fp32", threads, plan.device), folder)
     inputs, outputs = model_io_specs(model)

@@ -55,3 +55,11 @@ def test_the_default_file_follows_the_environment(monkeypatch, tmp_path):
     assert default_history_path() == tmp_path / "hwopt" / "history.sqlite"
     monkeypatch.setenv("HWOPT_HISTORY", str(tmp_path / "mine.sqlite"))
     assert default_history_path() == tmp_path / "mine.sqlite"
+
+
+def test_an_id_prefix_is_not_a_pattern(make_report, tmp_path):
+    with History(tmp_path / "h.sqlite") as history:
+        history.add(make_report(id="abc123"))
+        for pattern in ("%", "_bc", ""):
+            with pytest.raises(HistoryError, match="no run"):
+                history.get(pattern)

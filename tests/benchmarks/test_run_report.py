@@ -36,3 +36,9 @@ def test_unknown_fields_from_a_newer_writer_are_ignored(make_report):
     data = make_report().to_dict()
     data["something_new"] = 1
     assert RunReport.from_dict(data).model.name == "tiny"
+
+
+def test_a_report_that_cannot_be_written_names_the_path_and_leaves_nothing(make_report, tmp_path):
+    with pytest.raises(RunReportError, match="missing/run.json: cannot write the run report"):
+        make_report().write(tmp_path / "missing" / "run.json")
+    assert list(tmp_path.iterdir()) == []

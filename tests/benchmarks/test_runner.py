@@ -128,3 +128,10 @@ def test_fidelity_comes_from_the_outputs_that_decided_verification(demo_artifact
     report["verification"]["outputs"] = [judged, ignored]
     (copy / "report.json").write_text(json.dumps(report))
     assert bench(copy, profile_operators=False, **FAST).fidelity["worst_cosine"] == 0.995
+
+
+def test_a_plain_model_for_a_static_shape_runtime_takes_the_given_shapes(tmp_path):
+    pytest.importorskip("ai_edge_litert.interpreter", reason="ai-edge-litert is not installed")
+    path = _dynamic_batch_model(tmp_path / "dense.onnx")
+    report = bench(path, runtime="tflite", shapes={"x": (1, 16)}, profile_operators=False, **FAST)
+    assert report.runtime == "tflite" and report.model.inputs == {"x": [1, 16]}

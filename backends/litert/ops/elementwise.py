@@ -52,6 +52,13 @@ def _binary(builtin: str):
         if len(values) == 1:
             c.alias(output, c.placed(values[0]))
             return
+        if builtin == "POW" and c.dtype(values[1]) != c.dtype(values[0]):
+            # ONNX lets Pow's exponent have its own type; TFLite's POW wants both alike.
+            if c.constant(values[1]) is None:
+                raise ValueError(f"Pow with a computed {c.dtype(values[1])} exponent of a {c.dtype(values[0])} "
+                                 "base is not converted")
+            values[1] = ir.Value(name=f"{node.name}_exponent", const_value=ir.tensor(
+                c.constant(values[1]).astype(c.dtype(values[0]))))
         layout = binary_layout(c, values, output)
         rank = c.rank(output)
         tensors = [operand(c, v, layout, rank) for v in values]

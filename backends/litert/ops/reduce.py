@@ -66,12 +66,12 @@ def _reduce(builtin: str, before: tuple[str, ...] = (), after: str | None = None
                           if step == "SQUARE" else None)
         out_layout: Layout = layout if keepdims else "onnx"
         out = c.output(output, out_layout)
-        if not axes:
-            c.graph.add_operator("RESHAPE", [tensor, c.int32(c.graph.tensors[out].shape)], [out])
-            return
         reduced = c.graph.add_tensor(f"{node.name}_reduced", c.graph.tensors[out].shape, dtype) if after else out
-        c.graph.add_operator(builtin, [tensor, c.int32(tflite_axes(axes, layout, len(shape)))], [reduced],
-                             c.graph.options("ReducerOptions", keepDims=keepdims))
+        if not axes:  # noop_with_empty_axes: nothing reduced, but ReduceL2/ReduceLogSum still take their root/log
+            c.graph.add_operator("RESHAPE", [tensor, c.int32(c.graph.tensors[out].shape)], [reduced])
+        else:
+            c.graph.add_operator(builtin, [tensor, c.int32(tflite_axes(axes, layout, len(shape)))], [reduced],
+                                 c.graph.options("ReducerOptions", keepDims=keepdims))
         if after:
             c.graph.add_operator(after, [reduced], [out])
 

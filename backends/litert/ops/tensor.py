@@ -167,6 +167,7 @@ def resize(c: GraphConverter, node: ir.Node) -> None:
                                            "asymmetric" if legacy else "half_pixel")
     if node.attributes.get_int("antialias", 0) and (oh < c.shape(x)[2] or ow < c.shape(x)[3]):
         raise ValueError("antialiased downsampling is not converted")
+    _check_scales(c, node, transform)
     size = c.int32([oh, ow])
     if mode == "nearest":
         nearest = node.attributes.get_string("nearest_mode", "floor" if legacy else "round_prefer_floor")
@@ -199,6 +200,26 @@ def resize(c: GraphConverter, node: ir.Node) -> None:
                              c.graph.options("ResizeBilinearOptions", **flags), version=3)
     else:
         raise ValueError(f"Resize mode '{mode}' is not converted")
+
+
+def _check_scales(c: GraphConverter, node: ir.Node, transform: str) -> None:
+    """TFLite maps coordinates by input / output size; ONNX by 1 / scale when scales are given. The two agree
+    only when output = input x scale exactly (or with align_corners, which uses neither)."""
+    if transform == "align_corners":
+        return
+    scales = node.attributes.get_floats("scales", None) if node.attributes.get("scales") is not None else None
+    index = 1 if node.op_type == "Upsample" or c.opset < 11 else 2
+    if scales is None and len(node.inputs) > index and node.inputs[index] is not None:
+        scales = c.constant(node.inputs[index])
+        if scales is not None and scales.size == 0:
+            scales = None
+    if scales is None:
+        return
+    in_shape, out_shape = c.shape(node.inputs[0]), c.shape(node.outputs[0])
+    for extent, out, scale in zip(in_shape[2:], out_shape[2:], list(np.asarray(scales, dtype=float))[2:]):
+        if out != extent * scale:
+            raise ValueError(f"Resize by scale {scale:g} of {extent} pixels gives {out}, not {extent * scale:g}: "
+                             "TFLite would map coordinates by the sizes, not the scale; give sizes instead")
 
 
 def pad(c: GraphConverter, node: ir.Node) -> None:

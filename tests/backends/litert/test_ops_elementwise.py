@@ -179,3 +179,8 @@ def test_logic(matches_onnxruntime, op, builtin):
             n = Not(p)
         }}""", feeds, half=np.float32(0.5))
     assert builtin in ops and "LOGICAL_NOT" in ops
+
+
+def test_pow_with_an_integer_exponent(matches_onnxruntime):
+    assert "POW" in matches_onnxruntime("""<ir_version: 9, opset_import: ["" : 17]>
+        g (float[2, 3] x) => (float[2, 3] y) { y = Pow(x, e) }""", e=np.array(2, np.int64))

@@ -97,3 +97,10 @@ def test_layer_normalization_with_a_computed_scale(matches_onnxruntime):
         g (float[2, 8, 16] x, float[16] s, float[16] b) => (float[2, 8, 16] y) {
             y = LayerNormalization <epsilon = 1e-5> (x, s, b)
         }""")
+
+
+@pytest.mark.parametrize("op", ["ReduceL2", "ReduceLogSum", "ReduceL1", "ReduceSumSquare"])
+def test_noop_with_empty_axes_still_applies_the_elementwise_part(matches_onnxruntime, op):
+    matches_onnxruntime(f"""<ir_version: 9, opset_import: ["" : 18]>
+        g (float[3, 4] x) => (float[3, 4] y) {{ y = {op} <noop_with_empty_axes = 1> (x) }}""",
+                        {"x": np.random.default_rng(0).uniform(0.5, 2.0, (3, 4)).astype(np.float32)})

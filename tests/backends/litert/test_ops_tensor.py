@@ -307,3 +307,16 @@ def test_position_ids_made_of_constant_of_shape_and_gather_elements_fold(matches
     before = [node.op_type for node in model.graph]
     convert(model, CONVERTERS)
     assert [node.op_type for node in model.graph] == before
+
+
+def test_resize_by_a_scale_that_does_not_give_whole_pixels_is_refused():
+    """TFLite maps coordinates by the sizes; ONNX by the scale: 5 pixels x 1.5 = 7 differs, so it is named."""
+    from optimizer.backends.litert.convert import ConversionError, convert
+    from optimizer.backends.litert.ops import CONVERTERS
+
+    model = model_from_text("""<ir_version: 9, opset_import: ["" : 17]>
+        g (float[1, 4, 5, 5] x) => (float[1, 4, 7, 7] y) {
+            y = Resize <mode = "linear", coordinate_transformation_mode = "half_pixel"> (x, , scales)
+        }""", scales=np.array([1, 1, 1.5, 1.5], np.float32))
+    with pytest.raises(ConversionError, match="scale 1.5 of 5 pixels gives 7"):
+        convert(model, CONVERTERS)
