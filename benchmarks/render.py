@@ -28,8 +28,8 @@ def render_run(report: RunReport) -> str:
     kind = " (ESTIMATED: roofline, not measured)" if report.kind == "estimated" else ""
     lines = [
         f"{report.model.name} on {report.device}{kind}",
-        f"  {report.label} | target {report.target} | {report.runtime} {report.runtime_version} | "
-        f"threads {report.threads or 'default'} | run {report.id}",
+        (f"  {report.label} | target {report.target} | {report.runtime} {report.runtime_version} | "
+         f"threads {report.threads or 'default'} | run {report.id}"),
         f"  size {size_text(report.model.size_bytes)}"
         + (f" | load {report.load_seconds:.2f} s" if report.load_seconds is not None else "")
         + (f" | compile {report.compile_seconds:.2f} s" if report.compile_seconds is not None else ""),
