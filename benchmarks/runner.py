@@ -120,8 +120,10 @@ def _measure(artifact: Artifact, batches: list[int], threads: int | None, budget
     base_feeds = _base_feeds(specs, inputs, shapes)
     per_batch = {batch: with_batch(base_feeds, specs, batch) for batch in batches}
 
-    rss_before = memory.current_rss_bytes()
+    # Reset first, then read: the new peak starts at the RSS of that instant, so it is never below `rss_before`
+    # (read the other way round, memory freed in between made the peak smaller than the "before").
     peak_was_reset = memory.reset_peak_rss()
+    rss_before = memory.current_rss_bytes()
     started = time.perf_counter()
     session = backend.load(artifact, threads=threads)
     session.run(per_batch[batches[0]])  # the first run finishes lazy initialization and names a failing model
@@ -139,7 +141,7 @@ def _measure(artifact: Artifact, batches: list[int], threads: int | None, budget
         if progress is not None:
             progress(stage, 1.0)
     arena = getattr(session, "arena_bytes", None)
-    usage = MemoryUsage(memory.peak_rss_bytes(), rss_before, arena,
+    usage = MemoryUsage(max(memory.peak_rss_bytes(), rss_before), rss_before, arena,
                         f"{manifest.runtime} reports it" if arena is not None else None)
     notes = [] if peak_was_reset else ["peak memory is the process's lifetime peak (no VmHWM reset here)"]
     operators = _operators(backend, artifact, per_batch[batches[0]], threads, notes, progress) \
