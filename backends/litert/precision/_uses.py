@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
 from optimizer.backends.litert.flatbuffer import TFLiteGraph, numpy_dtype
 
 # Weight input and output-channel axis of the ops whose weights the passes quantize: CONV_2D and

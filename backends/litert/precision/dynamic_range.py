@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from optimizer.backends.litert.flatbuffer import TFLiteGraph
 from optimizer.backends.litert.precision._uses import WEIGHTS, Uses
+
 from optimizer.quantization.weights import quantize_symmetric_int8, symmetric_int8_scales
 
 # op_version.cc: per-channel hybrid CONV_2D is version 5, DEPTHWISE_CONV_2D 6, FULLY_CONNECTED 12.

@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from optimizer.backends.litert.flatbuffer import TFLiteGraph
 from optimizer.backends.litert.precision._uses import Uses
 

@@ -24,7 +24,7 @@ its partitions. The tests run every kernel of the table on TFLite's own kernels 
 
 What stays float, with a DEQUANTIZE before it and a QUANTIZE after it where it meets int8 tensors:
 - ops with no int8 kernel here: DIV, POW, SQRT, EXP, NEG, ABS, GELU, CAST, SELECT_V2, BATCH_MATMUL,
-  RELU_0_TO_1, and any op not in KERNELS below;
+  RELU_0_TO_1, and any op not in int8_kernels.KERNELS;
 - ops with a tensor that has no range (a value calibration did not see and no rule derives), or a float input
   that is neither an activation nor a constant this pass can quantize;
 - with `float_tail` (the default, as the ONNX static INT8 pass does): the compute layers that feed no other
@@ -45,9 +45,17 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-
 from optimizer.backends.litert.flatbuffer import TFLiteGraph, numpy_dtype, tensor_type
 from optimizer.backends.litert.precision._uses import WEIGHTS, Uses
+from optimizer.backends.litert.precision.int8_kernels import (
+    BIAS_INPUT,
+    KERNELS,
+    Params,
+    Range,
+    data_positions,
+)
+from optimizer.backends.litert.precision.tensor_ranges import tensor_ranges
+
 from optimizer.quantization.calibration.statistics import quantization_params
 from optimizer.quantization.weights import (
     quantize_bias_int32,
@@ -57,62 +65,11 @@ from optimizer.quantization.weights import (
 
 IoDtype = Literal["float32", "int8", "uint8"]
 IO_DTYPES: tuple[IoDtype, ...] = ("float32", "int8", "uint8")
-Range = tuple[float, float]
-Params = tuple[float, int]  # scale, zero point
 
 
-@dataclass(frozen=True)
-class Int8Kernel:
-    """What TFLite's int8 kernel of an op needs."""
-
-    version: int
-    """The op's version when it reads int8 (op_version.cc)."""
-    scales: Literal["compute", "free", "shared", "fixed"]
-    """compute: weights and bias quantized for the input's scale; free: any scales; shared: the data inputs and
-    outputs have one scale; fixed: the output's scale is set by the kernel."""
-    data: tuple[int, ...] | None = (0,)
-    """The inputs that are activations (or float constants in their domain); None: all of them."""
-    fixed: Params | None = None
-
-
-KERNELS: dict[str, Int8Kernel] = {
-    "CONV_2D": Int8Kernel(3, "compute"),
-    "DEPTHWISE_CONV_2D": Int8Kernel(3, "compute"),
-    "FULLY_CONNECTED": Int8Kernel(4, "compute"),
-    "TRANSPOSE_CONV": Int8Kernel(3, "compute", data=(2,)),
-    "ADD": Int8Kernel(2, "free", data=None),
-    "SUB": Int8Kernel(2, "free", data=None),
-    "MUL": Int8Kernel(2, "free", data=None),
-    "RELU": Int8Kernel(2, "free"),
-    "RELU6": Int8Kernel(2, "free"),
-    "LEAKY_RELU": Int8Kernel(1, "free"),
-    "HARD_SWISH": Int8Kernel(1, "free"),
-    "MEAN": Int8Kernel(2, "free"),
-    "LOGISTIC": Int8Kernel(2, "fixed", fixed=(1 / 256, -128)),
-    "SOFTMAX": Int8Kernel(2, "fixed", fixed=(1 / 256, -128)),
-    "TANH": Int8Kernel(2, "fixed", fixed=(1 / 128, 0)),
-    "MAX_POOL_2D": Int8Kernel(2, "shared"),
-    "AVERAGE_POOL_2D": Int8Kernel(2, "shared"),
-    "REDUCE_MAX": Int8Kernel(2, "shared"),
-    "RESHAPE": Int8Kernel(1, "shared"),
-    "TRANSPOSE": Int8Kernel(2, "shared"),
-    "STRIDED_SLICE": Int8Kernel(2, "shared"),
-    "SPLIT": Int8Kernel(2, "shared", data=(1,)),
-    "SPLIT_V": Int8Kernel(2, "shared"),
-    "PAD": Int8Kernel(2, "shared"),
-    "PADV2": Int8Kernel(2, "shared", data=(0, 2)),
-    "RESIZE_NEAREST_NEIGHBOR": Int8Kernel(2, "shared"),
-    "RESIZE_BILINEAR": Int8Kernel(2, "shared"),
-    "CONCATENATION": Int8Kernel(2, "shared", data=None),
-    "GATHER": Int8Kernel(2, "shared"),
-    "MAXIMUM": Int8Kernel(2, "shared", data=(0, 1)),
-    "MINIMUM": Int8Kernel(2, "shared", data=(0, 1)),
-}
-BIAS_INPUT = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "TRANSPOSE_CONV": 3}
 # A fixed-scale output (1/256 over 0..1) may share its scale with a tensor whose range fits in the fixed one
 # this loosely; a wider tensor is requantized instead of being clipped.
 _FIXED_RANGE_SLACK = 1.01
-_NOT_A_RANGE = 1e30
 
 
 @dataclass
@@ -175,7 +132,7 @@ class _Int8Rewrite:
         self.graph = graph
         self.uses = Uses(graph)
         self.io_dtype = io_dtype
-        self.ranges = _tensor_ranges(graph, self.uses, ranges)
+        self.ranges = tensor_ranges(graph, self.uses, ranges)
         self.int8_ops: set[int] = set()  # id() of operators that run in int8
         self.result = FullInt8Result()
         self.parent: dict[int, int] = {}
@@ -212,7 +169,7 @@ class _Int8Rewrite:
                 return f"no range for '{self.graph.tensors[index].name}'"
         if not any(uses.is_float_activation(i) for i in self._data_inputs(operator)):
             return "computes from constants only"
-        data = _data_positions(kernel, operator)
+        data = data_positions(kernel, operator)
         for position, index in enumerate(operator.inputs):
             if index < 0:
                 continue
@@ -229,7 +186,7 @@ class _Int8Rewrite:
         return None
 
     def _data_inputs(self, operator: Any) -> tuple[int, ...]:
-        positions = _data_positions(KERNELS[self.graph.builtin(operator)], operator)
+        positions = data_positions(KERNELS[self.graph.builtin(operator)], operator)
         return tuple(operator.inputs[p] for p in sorted(positions) if operator.inputs[p] >= 0)
 
     def _is_compute(self, operator: Any) -> bool:
@@ -402,7 +359,7 @@ class _Int8Rewrite:
         graph, uses = self.graph, self.uses
         builtin = graph.builtin(op)
         kernel = KERNELS[builtin]
-        data = _data_positions(kernel, op)
+        data = data_positions(kernel, op)
         for position, index in enumerate(op.inputs):
             if index < 0 or position not in data:
                 continue
@@ -508,94 +465,3 @@ class _Int8Rewrite:
         graph.tensors[index].name = f"{name}_{stored.name}"
         graph.tensors[out].name = name
         return out
-
-
-def _data_positions(kernel: Int8Kernel, operator: Any) -> set[int]:
-    positions = range(len(operator.inputs)) if kernel.data is None else kernel.data
-    return {p for p in positions if p < len(operator.inputs)}
-
-
-def _tensor_ranges(graph: TFLiteGraph, uses: Uses, ranges: Mapping[str, Range]) -> dict[int, Range]:
-    """The range of every float activation: by name (the ONNX value it stands for), else derived from the op
-    that computes it (a transpose, pad, split or pool keeps its input's range, a clip clips it, adding a constant
-    shifts it)."""
-    found: dict[int, Range] = {}
-
-    def lookup(index: int) -> Range | None:
-        if index < 0:
-            return None
-        if index in found:
-            return found[index]
-        if graph.is_constant(index) and uses.dtype(index) == np.float32:
-            data = graph.constant_data(index)
-            return (float(data.min()), float(data.max())) if data.size else None
-        return None
-
-    for index in graph.inputs:
-        named = _named_range(graph.tensors[index].name, ranges)
-        if named is not None:
-            found[index] = _as_range(named)
-    for op in graph.operators:
-        builtin = graph.builtin(op)
-        for index in op.outputs:
-            if not uses.is_float_activation(index):
-                continue
-            derived = _named_range(graph.tensors[index].name, ranges)
-            if derived is None:
-                derived = _derived_range(builtin, [lookup(i) for i in op.inputs], op, graph)
-            if derived is not None:
-                found[index] = _as_range(derived)
-    return found
-
-
-# The converter's names for a value written twice: in the other layout, or copied to be a distinct output.
-_SAME_VALUE_SUFFIXES = ("_nhwc", "_onnx", "_out")
-
-
-def _named_range(name: str, ranges: Mapping[str, Range]) -> Range | None:
-    if name in ranges:
-        return ranges[name]
-    for suffix in _SAME_VALUE_SUFFIXES:
-        if name.endswith(suffix) and name.removesuffix(suffix) in ranges:
-            return ranges[name.removesuffix(suffix)]
-    return None
-
-
-def _as_range(value) -> Range:
-    low, high = (float(v) for v in value)
-    return low, high
-
-
-def _derived_range(builtin: str, inputs: list[Range | None], op: Any, graph: TFLiteGraph) -> Range | None:
-    first = inputs[0] if inputs else None
-    kernel = KERNELS.get(builtin)
-    if builtin in ("MAXIMUM", "MINIMUM") and len(inputs) == 2 and None not in inputs:
-        pick = max if builtin == "MAXIMUM" else min
-        return pick(inputs[0][0], inputs[1][0]), pick(inputs[0][1], inputs[1][1])
-    if kernel is not None and kernel.scales == "shared":
-        positions = range(len(inputs)) if kernel.data is None else kernel.data
-        # A max pool's padding holds float's lowest value, which int8 writes as -128: it sets no range.
-        known = [inputs[p] for p in positions
-                 if p < len(inputs) and inputs[p] is not None and max(map(abs, inputs[p])) < _NOT_A_RANGE]
-        if not known:
-            return None
-        return min(r[0] for r in known), max(r[1] for r in known)
-    if builtin in ("LOGISTIC", "SOFTMAX"):
-        return 0.0, 1.0
-    if builtin == "TANH":
-        return -1.0, 1.0
-    if first is None:
-        return None
-    bounds = {"RELU": (0.0, np.inf), "RELU6": (0.0, 6.0), "RELU_0_TO_1": (0.0, 1.0)}
-    if builtin in bounds:
-        low, high = bounds[builtin]
-        return float(np.clip(first[0], low, high)), float(np.clip(first[1], low, high))
-    if builtin in ("ADD", "SUB", "MUL") and len(inputs) == 2 and inputs[1] is not None:
-        (a, b), (c, d) = first, inputs[1]
-        if builtin == "ADD":
-            return a + c, b + d
-        if builtin == "SUB":
-            return a - d, b - c
-        products = (a * c, a * d, b * c, b * d)
-        return min(products), max(products)
-    return None
