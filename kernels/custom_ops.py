@@ -20,7 +20,6 @@ BlockSparseMatMul (com.hwopt, version 1): `Y = activation(X @ W + bias)` with W 
 from __future__ import annotations
 
 import numpy as np
-
 from optimizer.kernels.block_sparse import BlockSparseMatrix
 
 DOMAIN = "com.hwopt"

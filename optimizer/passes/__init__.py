@@ -9,6 +9,7 @@ from __future__ import annotations
 from optimizer.errors import UsageError
 from optimizer.passes.activation_fusion import FuseActivations
 from optimizer.passes.base import OptimizerPass, PassConfig, RuleSetPass
+from optimizer.passes.block_sparse_matmul import BlockSparseMatMulConfig, SubstituteBlockSparseMatMul
 from optimizer.passes.common_subexpression_elimination import (
     CommonSubexpressionConfig,
     EliminateCommonSubexpressions,
@@ -39,6 +40,7 @@ PASSES: dict[str, type[OptimizerPass]] = {
         FuseActivations,
         SeparateSkipLayerNorm,
         UpgradeOpset,
+        SubstituteBlockSparseMatMul,
     )
 }
 
@@ -53,6 +55,7 @@ def create_pass(name: str, config: PassConfig | None = None) -> OptimizerPass:
 
 __all__ = [
     "PASSES",
+    "BlockSparseMatMulConfig",
     "CommonSubexpressionConfig",
     "EliminateCommonSubexpressions",
     "EliminateIdentity",
@@ -71,6 +74,7 @@ __all__ = [
     "RuleSetPass",
     "SeparateSkipLayerNorm",
     "SimplifyShapeOps",
+    "SubstituteBlockSparseMatMul",
     "UpgradeOpset",
     "UpgradeOpsetConfig",
     "create_pass",
