@@ -9,7 +9,10 @@ from __future__ import annotations
 from optimizer.errors import UsageError
 from optimizer.passes.activation_fusion import FuseActivations
 from optimizer.passes.base import OptimizerPass, PassConfig, RuleSetPass
-from optimizer.passes.block_sparse_matmul import BlockSparseMatMulConfig, SubstituteBlockSparseMatMul
+from optimizer.passes.block_sparse_matmul import (
+    BlockSparseMatMulConfig,
+    SubstituteBlockSparseMatMul,
+)
 from optimizer.passes.common_subexpression_elimination import (
     CommonSubexpressionConfig,
     EliminateCommonSubexpressions,

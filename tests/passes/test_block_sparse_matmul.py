@@ -58,7 +58,7 @@ def test_matmul_bias_and_erf_gelu_fold_into_one_node(gelu_order):
     model = _ffn(gelu_order)
     x = RNG.standard_normal((3, 8, 32)).astype(np.float32)
     expected = _run(model, x)
-    assert SubstituteBlockSparseMatMul()(model).modified
+    assert SubstituteBlockSparseMatMul(BlockSparseMatMulConfig(max_density=1.0))(model).modified
     assert op_types(model) == [BLOCK_SPARSE_MATMUL, BLOCK_SPARSE_MATMUL]
     first, second = list(model.graph)
     assert first.attributes["activation"].value == "gelu" and second.attributes["activation"].value == "none"
@@ -71,7 +71,7 @@ def test_only_the_named_nodes_and_sparse_enough_weights_are_substituted():
     model = _ffn()
     hir.infer_shapes(model)
     names = [chain.label for chain in find_chains(model.graph)]
-    SubstituteBlockSparseMatMul(BlockSparseMatMulConfig(nodes=frozenset(names[1:])))(model)
+    SubstituteBlockSparseMatMul(BlockSparseMatMulConfig(max_density=1.0, nodes=frozenset(names[1:])))(model)
     assert op_types(model).count(BLOCK_SPARSE_MATMUL) == 1 and "Erf" in op_types(model)
     dense_enough = _ffn()
     # The second weight keeps half its blocks: a 0.4 cap leaves it dense.
