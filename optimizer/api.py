@@ -33,6 +33,8 @@ from optimizer.inputs import Feeds, check_feeds, generate_inputs, load_npz
 from optimizer.passes.freeze_inputs import freeze_value
 from optimizer.pipeline import DEFAULT_OPT_LEVEL, pipeline_stages
 from optimizer.preflight import PreflightError, errors_of
+from optimizer.pruning.options import PruningOptions
+from optimizer.pruning.stage import prune_imported, record_pruning_cost
 from optimizer.quantization.calibration import calibration_data
 from optimizer.quantization.options import DEFAULT_MIN_COSINE, QuantizationOptions
 from optimizer.quantization.quantize import preprocessing
@@ -102,6 +104,7 @@ def optimize(
     fidelity_outputs: Sequence[str] | None = None,
     io_layout: str | None = None,
     io_dtype: str | None = None,
+    pruning: PruningOptions | None = None,
 ) -> Result:
     """Optimize `model` for `target` and write `model.onnx` and `report.json` into `output_dir`.
 
@@ -136,6 +139,10 @@ def optimize(
         io_dtype: LiteRT only: "int8" or "uint8" gives a full-integer INT8 .tflite integer inputs and outputs
             (their scale and zero point are in the manifest); "float32" (the default) keeps them float.
             Verification quantizes and transposes the original's inputs as a deployment would.
+        pruning: prune first (optimizer.pruning.PruningOptions: unstructured, N:M, block or channels), with
+            label-free recovery on `calibration` data; the artifact is verified against the pruned model and
+            report.pruning says what pruning cost against the original. Block-sparse MatMuls run on hwopt's
+            kernel in runtimes that have it (OpenVINO) where the whole model measures faster (report.kernels).
 
     Raises:
         UsageError, ModelLoadError, InvalidModelError, PassError, VerificationError (all HwoptError).
@@ -167,16 +174,24 @@ def optimize(
                 else ({}, "none")
             feeds = {**feeds, **frozen} if feeds else feeds
             original = _summary(working, original_path, original_files)
+            build_source, pruning_report = original_path, None
+            if pruning is not None:
+                build_source, pruning_report = prune_imported(
+                    working, _with_calibration(pruning, options), Path(scratch), shapes=shapes,
+                    preprocessing=preprocessing(options), threads=threads)
             # Run the original only once a candidate needs it: a bad --shape should fail in its pass first.
-            reference = ReferenceOutputs(original_path, feeds, feeds_source, threads) if verify_outputs else None
+            reference = ReferenceOutputs(build_source, feeds, feeds_source, threads) if verify_outputs else None
             import_seconds = time.perf_counter() - started
             shared = BuildInputs(original_path, plan, opt_level, shapes, options, feeds, feeds_source, reference,
                                  _thresholds(min_cosine, fidelity_outputs), benchmark, threads,
                                  _fidelity_advice(options), frozen, io_layout, io_dtype)
             staging = _staging_folder(output_dir)
             try:
-                candidates = _build_candidates(working, original_path, shared, staging)
+                candidates = _build_candidates(working, build_source, shared, staging)
                 chosen = choose(candidates)
+                if pruning_report is not None and reference is not None:
+                    record_pruning_cost(pruning_report, _run_original(original_path, feeds, feeds_source, threads),
+                                        reference.get())
                 artifact = chosen.artifact
                 report = Report(
                     source=source,
@@ -198,6 +213,8 @@ def optimize(
                     plan_notes=[*plan.notes, *chosen.notes],
                     preflight=chosen.preflight,
                     candidates=[c.summary(c is chosen) for c in candidates],
+                    pruning=pruning_report,
+                    kernels=chosen.kernels,
                     artifact_files=sorted(artifact.manifest.files),
                     artifact_bytes=artifact.size_bytes,
                     seconds={"import": import_seconds, "total": time.perf_counter() - started},
@@ -364,6 +381,13 @@ def _quantization_options(precision: str | None, options: QuantizationOptions | 
     if options.calibration is None and calibration is not None:
         options = dataclasses.replace(options, calibration=calibration)
     return options, precision or options.precision
+
+
+def _with_calibration(pruning: PruningOptions, options: QuantizationOptions) -> PruningOptions:
+    """Pruning's options with the run's calibration data when they name none of their own."""
+    if isinstance(pruning, PruningOptions) and pruning.calibration is None and options.calibration is not None:
+        return dataclasses.replace(pruning, calibration=options.calibration)
+    return pruning
 
 
 def _fidelity_advice(options: QuantizationOptions) -> str:

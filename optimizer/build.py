@@ -20,6 +20,7 @@ from optimizer.backends.base import CompileOptions, PreflightIssue, Session
 from optimizer.backends.onnxruntime import LatencyStats, compare_latency, create_session
 from optimizer.backends.registry import get_backend
 from optimizer.errors import HwoptError, ModelRunError, UsageError, VerificationError
+from optimizer.hot_operators import HotOperatorReport, candidate_groups, substitute_hot_operators
 from optimizer.inputs import Feeds
 from optimizer.pipeline import PipelineReport, pipeline_stages, run_pipeline
 from optimizer.preflight import preflight, raise_on_errors
@@ -49,6 +50,8 @@ class Candidate:
     notes: list[str] = field(default_factory=list)
     calibration: list[dict[str, Any]] | None = None
     """Samples for a runtime that quantizes the float model itself (OpenVINO's NNCF, LiteRT's full INT8)."""
+    kernels: HotOperatorReport | None = None
+    """Which nodes run on hwopt's custom kernels in this runtime, and the A/B measurements that decided it."""
 
     @property
     def usable(self) -> bool:
@@ -122,10 +125,14 @@ def build_candidate(model: ir.Model, backend: str, shared: BuildInputs, folder: 
     raise_on_errors(candidate.preflight, plan, backend)
     layers = _layer_precisions(model, plan.precision, candidate.quantization)
     runtime = get_backend(backend)
-    compiled = runtime.compile(model, CompileOptions(plan.target, plan.precision, shared.threads, plan.device,
-                                                     dict(shared.shapes), layers=layers,
-                                                     calibration=candidate.calibration, io_layout=shared.io_layout,
-                                                     io_dtype=shared.io_dtype), folder)
+    options = CompileOptions(plan.target, plan.precision, shared.threads, plan.device, dict(shared.shapes),
+                             layers=layers, calibration=candidate.calibration, io_layout=shared.io_layout,
+                             io_dtype=shared.io_dtype)
+    if plan.precision == "fp32" and shared.benchmark and candidate_groups(model):
+        # Trial builds go beside the candidate's folder, inside the run's staging folder.
+        candidate.kernels = substitute_hot_operators(model, backend, options, shared.feeds,
+                                                     folder.parent / f".{backend}-kernel-trials")
+    compiled = runtime.compile(model, options, folder)
     layers = compiled.layers if compiled.layers is not None else layers
     inputs, outputs = model_io_specs(model)
     candidate.artifact = write_manifest(folder, Manifest(

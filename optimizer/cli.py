@@ -26,6 +26,7 @@ from pathlib import Path
 
 from optimizer.errors import HwoptError, UsageError
 from optimizer.progress import progress_for, showing
+from optimizer.pruning.flags import add_pruning_flags, pruning_options
 from optimizer.quantization.metrics import BUILTIN_METRICS
 from optimizer.quantization.options import (
     DEFAULT_CALIBRATION_SAMPLES,
@@ -134,6 +135,7 @@ def build_optimize_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=positive_int, help="ONNX Runtime intra-op threads")
     parser.add_argument("--force", "-f", action="store_true", help="overwrite an existing output")
     _quantization_flags(parser)
+    add_pruning_flags(parser)
     _litert_flags(parser)
     common_flags(parser)
     return parser
@@ -241,10 +243,12 @@ def run_optimize(args: argparse.Namespace) -> int:
             fidelity_outputs=args.fidelity_output or None,
             io_layout=args.io_layout,
             io_dtype=args.io_dtype,
+            pruning=pruning_options(args),
         )
-    quantization = result.report.quantization
-    if quantization is not None and not args.json:
-        for warning in quantization.warnings:
+    report = result.report
+    if not args.json:
+        for warning in [*(report.quantization.warnings if report.quantization else []),
+                        *(report.pruning.warnings if report.pruning else [])]:
             print(f"{PROG}: warning: {warning}", file=sys.stderr)
     if args.json:
         print(result.report.to_json())

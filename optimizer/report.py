@@ -10,14 +10,21 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from optimizer.backends.base import PreflightIssue
 from optimizer.backends.onnxruntime import LatencyStats
 from optimizer.pipeline import PipelineReport
+from optimizer.pruning.render import render_kernels, render_pruning
+from optimizer.pruning.report import PruningReport
 from optimizer.quantization.quantize import QuantizationReport
 from optimizer.verify import Verification
 
-REPORT_SCHEMA_VERSION = 3  # 2: adds `quantization`; 3: adds the plan, pre-flight, candidates and artifact
+if TYPE_CHECKING:
+    from optimizer.hot_operators import HotOperatorReport
+
+# 2: adds `quantization`; 3: adds the plan, pre-flight, candidates and artifact; 4: adds `pruning`, `kernels`
+REPORT_SCHEMA_VERSION = 4
 
 
 @dataclass
@@ -51,6 +58,9 @@ class Report:
     preflight: list[PreflightIssue] = field(default_factory=list)
     candidates: list[dict] = field(default_factory=list)
     """Every runtime tried: version, latency, fidelity, whether it verified and was chosen, or its error."""
+    pruning: PruningReport | None = None
+    kernels: HotOperatorReport | None = None
+    """The hot-operator pass's decisions: which nodes run on hwopt's custom kernels, measured how."""
     artifact_files: list[str] = field(default_factory=list)
     artifact_bytes: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
@@ -65,6 +75,8 @@ class Report:
     def to_dict(self) -> dict:
         data = asdict(self)
         data["speedup"] = self.speedup
+        if self.kernels is not None:
+            data["kernels"] = self.kernels.to_dict()
         return data
 
     def to_json(self) -> str:
@@ -128,6 +140,10 @@ def render_table(report: Report) -> str:
             )
     if report.quantization is not None:
         lines.extend(["", *render_quantization(report.quantization)])
+    if report.pruning is not None:
+        lines.extend(["", *render_pruning(report.pruning)])
+    if report.kernels is not None and report.kernels.decisions:
+        lines.extend(["", *render_kernels(report.kernels)])
     return "\n".join(lines)
 
 

@@ -26,7 +26,7 @@ def test_optimize_writes_a_verified_faster_or_equal_model_and_a_report(demo_path
     optimized = op_histogram(load_model(result.model_path))
     assert "BatchNormalization" not in optimized and "HardSwish" in optimized and "Gemm" in optimized
     report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert report["schema_version"] == 3
+    assert report["schema_version"] == 4
     assert report["quantization"] is None
     assert report["original"]["nodes"] > report["optimized"]["nodes"]
     assert report["latency_original"]["median_ms"] > 0 and report["speedup"] > 0
