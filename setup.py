@@ -63,13 +63,15 @@ ONNX = ["onnx>=1.16", "onnx-ir>=1.1,<2", "onnxscript>=0.7.2,<0.8", "onnxruntime>
 TORCH = ["torch==2.13.0"]
 OPENVINO = ["openvino>=2025.0", "nncf>=2.14"]
 TFLITE = ["ai-edge-litert>=1.2", "flatbuffers>=24"]
+# The Numba kernels (optimizer.kernels.numba_kernels), used where the C++ extension is not built.
+NUMBA = ["numba>=0.60"]
 # NVIDIA's TensorRT (10.x/11.x); its wheels come from NVIDIA's index, so it is not part of [all].
 TENSORRT = ["tensorrt>=10"]
 # TensorRT-RTX parses ONNX and builds plans without a GPU: the tests use it to prove that every TensorRT-bound
 # ONNX hwopt writes parses and builds (TensorRT itself needs NVIDIA's index and a GPU). Linux x86-64 wheels only.
 TENSORRT_CHECK = ["tensorrt-rtx-cu12>=1.7,<2; platform_system == 'Linux' and platform_machine == 'x86_64'"]
 DEV = [
-    *OPENVINO, *TENSORRT_CHECK, *TFLITE,
+    *OPENVINO, *TENSORRT_CHECK, *TFLITE, *NUMBA,
     "scikit-learn>=1.3",
     "pytest>=8", "pytest-benchmark>=4", "pytest-timeout>=2",
     "transformers>=4.45", "pillow>=10", "tokenizers>=0.20",
@@ -95,7 +97,13 @@ setup(
         "optimizer.benchmarks": "benchmarks",
     },
     # The dashboard's page template, stylesheet and scripts are read at run time and inlined into the page.
-    package_data={"optimizer.benchmarks.dashboard": ["*.js", "*.css", "*.html"]},
+    # The OpenVINO extension's sources and the C++ kernel core it compiles ship too: hwopt builds the extension
+    # on first use, against whichever OpenVINO is installed then (kernels/openvino_extension.py).
+    package_data={
+        "optimizer.benchmarks.dashboard": ["*.js", "*.css", "*.html"],
+        "optimizer.kernels": ["openvino/CMakeLists.txt", "openvino/*.cpp", "openvino/*.hpp",
+                              "csrc/core/*.cpp", "csrc/core/*.h", "csrc/core/*.inc"],
+    },
     ext_modules=[CMakeExtension("optimizer.kernels._native", ROOT)],
     cmdclass={"build_ext": CMakeBuild},
     install_requires=ONNX,
@@ -104,8 +112,9 @@ setup(
         "openvino": OPENVINO,
         "tflite": TFLITE,
         "tensorrt": TENSORRT,
+        "numba": NUMBA,
         "dev": DEV,
-        "all": TORCH + OPENVINO + TFLITE,
+        "all": TORCH + OPENVINO + TFLITE + NUMBA,
     },
     entry_points={"console_scripts": ["optimize=optimizer.cli:main"]},
     zip_safe=False,

@@ -39,8 +39,8 @@ def test_minilm_block_sparse_feed_forward_beats_dense_end_to_end(benchmark, tmp_
     feeds = zoo.minilm_inputs()
     shapes = {name: array.shape for name, array in feeds.items()}
     pruning = PruningOptions(method="block", sparsity=SPARSITY, block_shape=(1, 16), ops=("MatMul",),
-                             exclude=FEED_FORWARD_ONLY,
-                             calibration=zoo.minilm_calibration(128, zoo.CALIBRATION_SENTENCES))
+                             exclude=FEED_FORWARD_ONLY, importance="activation",
+                             calibration=zoo.minilm_packed_calibration())
     common = {"target": "cpu", "precision": "fp32", "shapes": shapes, "inputs": feeds, "threads": THREADS}
     dense_result = optimizer.optimize(path, output_dir=tmp_path / "dense", **common)
     sparse_result = optimizer.optimize(path, output_dir=tmp_path / "sparse", pruning=pruning, **common)

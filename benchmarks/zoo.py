@@ -351,6 +351,15 @@ def minilm_calibration(seq_len: int = 128, sentences: Sequence[str] = EVERYDAY_S
     return [minilm_inputs(seq_len, [sentence]) for sentence in sentences]
 
 
+def minilm_packed_calibration(seq_len: int = 128, sentences: Sequence[str] = CALIBRATION_SENTENCES,
+                              per_sample: int = 6, stride: int = 3) -> list[dict[str, np.ndarray]]:
+    """Minilm inputs of `per_sample` consecutive sentences joined (windows `stride` apart): mostly real tokens
+    rather than padding, which is what a weight re-fit on activations needs (one sentence per 128-token input is
+    ~85% padding rows, and a re-fit on those fits the padding)."""
+    windows = range(0, max(len(sentences) - per_sample, 0) + 1, stride)
+    return [minilm_inputs(seq_len, [" ".join(sentences[i:i + per_sample])]) for i in windows]
+
+
 def speech_signal(sample_rate: int = 16000) -> np.ndarray:
     """Seconds of speech, float32 in -1..1: spoken by espeak-ng if on PATH, else synthetic.
 

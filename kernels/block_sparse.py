@@ -16,11 +16,12 @@ work per stored block is a dense micro-kernel and the index costs one load per b
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BlockSparseMatrix", "block_density"]
+__all__ = ["BlockSparseMatrix", "block_density", "keep_largest_blocks"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,27 @@ class BlockSparseMatrix:
         dense[self.block_rows, :, strips, :] = self.values
         return dense.reshape(k, n)
 
+    # Derived arrays the int8 kernels need on every call, computed once per weight. functools.cached_property
+    # stores into the instance's __dict__ directly, so it works on this frozen dataclass.
+
+    @functools.cached_property
+    def vnni_values(self) -> np.ndarray:
+        """int8 values re-laid out for AVX-512 VNNI, [blocks, ceil(block_k / 4), block_n, 4]: element (r, c) of a
+        block at [r // 4, c, r % 4], so 4 consecutive K of a column are adjacent (vpdpbusd reads them as one
+        int32), K padded with zeros to a multiple of 4. The layout of csrc/core's pack_s8_for_vnni."""
+        count, block_k, block_n = self.values.shape
+        if self.values.dtype != np.int8:
+            raise ValueError(f"the VNNI layout is for int8 values, not {self.values.dtype}")
+        groups = -(-block_k // 4)
+        padded = np.zeros((count, groups * 4, block_n), dtype=np.int8)
+        padded[:, :block_k] = self.values
+        return np.ascontiguousarray(padded.reshape(count, groups, 4, block_n).transpose(0, 1, 3, 2))
+
+    @functools.cached_property
+    def column_sums(self) -> np.ndarray:
+        """int64 [N]: the sum of each column of W, which an asymmetric int8 matmul subtracts zero_point times."""
+        return self.to_dense().astype(np.int64).sum(axis=0)
+
     @property
     def stored_blocks(self) -> int:
         return int(self.strip_ptr[-1])
@@ -87,3 +109,21 @@ def block_density(weight: np.ndarray, block_shape: tuple[int, int]) -> float:
         return 1.0
     blocks = weight.reshape(k // block_k, block_k, n // block_n, block_n)
     return float(np.any(blocks != 0, axis=(1, 3)).mean())
+
+
+def keep_largest_blocks(weight: np.ndarray, block_shape: tuple[int, int], density: float) -> np.ndarray:
+    """`weight` [K, N] with all but its `density` fraction of largest blocks (by L2 norm) set to zero.
+
+    Magnitude block pruning, for tests and benchmarks that need a realistically pruned weight in this format; the
+    pruning passes (optimizer.pruning) choose blocks with better criteria than magnitude alone.
+    """
+    (k, n), (block_k, block_n) = weight.shape, block_shape
+    if k % block_k or n % block_n:
+        raise ValueError(f"block shape {block_k}x{block_n} does not tile a {k}x{n} weight")
+    blocks = weight.reshape(k // block_k, block_k, n // block_n, block_n)
+    norms = np.sqrt(np.square(blocks.astype(np.float64)).sum(axis=(1, 3)))
+    keep = round(density * norms.size)
+    mask = np.zeros(norms.size, dtype=bool)
+    mask[np.argsort(norms, axis=None, kind="stable")[norms.size - keep:]] = True
+    kept = blocks * mask.reshape(norms.shape)[:, None, :, None]
+    return kept.reshape(k, n).astype(weight.dtype)

@@ -35,6 +35,7 @@ from optimizer.backends.openvino.nncf_int8 import (
 from optimizer.backends.openvino.preflight import device_for_target, preflight_issues
 from optimizer.backends.openvino.runtime import (
     EXTRA,
+    HWOPT_DOMAIN,
     convert,
     core,
     device_present,
@@ -128,8 +129,14 @@ class OpenVINOBackend:
         # describes, what ONNX Runtime verifies where OpenVINO or the device is missing. OpenVINO converts it
         # from there, its weights memory-mapped from the file.
         layers = None
+        hwopt_ops = sorted({node.op_type for node in hir.all_nodes(model) if node.domain == HWOPT_DOMAIN})
+        if hwopt_ops:
+            # The IR holds them as ops of version "hwopt": reading it again needs hwopt's extension, which
+            # load and profile_operators add (see runtime.core).
+            details["openvino_extension"] = (f"hwopt's (optimizer.kernels.openvino_extension), for "
+                                             f"{', '.join(f'{HWOPT_DOMAIN}::{op}' for op in hwopt_ops)}")
         hir.save_model(model, folder / ONNX_FILE)
-        ov_model = convert(str(folder / ONNX_FILE))
+        ov_model = convert(str(folder / ONNX_FILE), model)
         if options.shapes:
             ov_model.reshape({name: list(shape) for name, shape in options.shapes.items()})
         if calibration is not None:

@@ -29,8 +29,8 @@ from optimizer.backends.openvino.runtime import (
     brief,
     core,
     device_present,
+    onnx_frontend,
     onnx_source,
-    openvino,
 )
 
 from optimizer import ir as hir
@@ -49,7 +49,7 @@ _NO_RULE = re.compile(r"No conversion rule found for operations: ([^\n]*)")
 def preflight_issues(model: ir.Model, device: str) -> list[PreflightIssue]:
     """Every node of `model` that OpenVINO cannot convert, or that `device` cannot compile or run."""
     issues = _static_shape_issues(model, device) if device.startswith("NPU") else []
-    frontend = openvino("openvino.frontend").FrontEndManager().load_by_framework("onnx")
+    frontend = onnx_frontend(model)
     with onnx_source(model) as source:
         try:
             # The input model stays referenced while the partial model is walked: its nodes point into it.

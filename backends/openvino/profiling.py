@@ -42,8 +42,9 @@ def profile_operators(
     require_device(device)
     executed = openvino().ProfilingInfo.Status.EXECUTED
     config = {**compile_config(inference_precision, threads), "PERF_COUNT": True}
+    ov_core = core(model)  # with hwopt's extension if the model holds hwopt's custom ops
     try:
-        request = core().compile_model(os.fspath(model), device, config).create_infer_request()
+        request = ov_core.compile_model(os.fspath(model), device, config).create_infer_request()
     except Exception as error:  # noqa: BLE001 - OpenVINO's own RuntimeError subclasses
         raise ModelRunError(f"OpenVINO cannot compile the {label} for {device} with performance counters: "
                             f"{brief(error)}", which=label, phase="load") from None

@@ -2,6 +2,11 @@
 
 The IR reaches OpenVINO's ONNX frontend as serialized bytes in memory; a model whose weights live in external
 files (or would, once saved) goes through a temporary ONNX file with external data instead.
+
+hwopt's custom ops (the com.hwopt domain, optimizer.kernels.custom_ops) run in OpenVINO through hwopt's
+extension library (optimizer.kernels.openvino_extension, built on first use). Every Core or ONNX frontend this
+backend reads a model with comes from `core(model)` or `onnx_frontend(model)`, which add the extension when, and
+only when, that model holds such an op: models without one never build or load it.
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import onnx
 import onnx_ir as ir
 from optimizer.backends.base import import_runtime
+from optimizer.kernels.custom_ops import DOMAIN as HWOPT_DOMAIN
 
 from optimizer import ir as hir
 from optimizer.errors import ModelRunError, RuntimeNotAvailableError, UsageError
@@ -28,6 +35,9 @@ DEVICE_KINDS = ("CPU", "GPU", "NPU")
 # hwopt's device types (TargetProfile.device_type) in OpenVINO's plugin names.
 DEVICE_OF_TYPE = {"cpu": "CPU", "gpu": "GPU", "npu": "NPU"}
 _DEVICE_NAME = re.compile(r"^(CPU|GPU|NPU)(?:\.(\d+))?$")
+# How OpenVINO IR spells an op of hwopt's extension: <layer ... type="BlockSparseMatMul" version="hwopt">.
+HWOPT_IR_VERSION = "hwopt"
+_HWOPT_IR_OP = re.compile(rf'<layer\b[^>]*\bversion="{HWOPT_IR_VERSION}"')
 # OpenVINO prefixes messages with one "Exception from src/...cpp:N:" line per layer it passed through, and
 # "Check '...' failed at src/...cpp:N:" before the text that says what is wrong.
 _SOURCE_LOCATION = re.compile(r"(Exception from \S+:\d+:|Check '.*?' failed at \S+:\d+:|"
@@ -50,12 +60,58 @@ def openvino(module: str = "openvino") -> ModuleType:
     return loaded
 
 
-def core() -> Any:
+def core(model: Any = None) -> Any:
     """One ov.Core per process: it loads the device plugins once. In a child forked after the parent used
     OpenVINO, converting, compiling or running can hang (its TBB worker threads are not copied by fork;
-    observed here as a silent deadlock), so `openvino()` refuses with an error that says what to do instead."""
+    observed here as a silent deadlock), so `openvino()` refuses with an error that says what to do instead.
+
+    `model`: what the Core is about to read or compile (see `uses_hwopt_ops`); one with a hwopt custom op gets
+    hwopt's extension registered first (once: the Core keeps it)."""
     openvino()  # the fork check
-    return _create_core()
+    return _with_hwopt_ops(_create_core(), model)
+
+
+def onnx_frontend(model: Any = None) -> Any:
+    """OpenVINO's ONNX frontend (a new one: it is cheap), with hwopt's extension when `model` needs it."""
+    return _with_hwopt_ops(openvino("openvino.frontend").FrontEndManager().load_by_framework("onnx"), model)
+
+
+def uses_hwopt_ops(model: Any) -> bool:
+    """Whether `model` holds an op of hwopt's custom domain: an ir.Model, an ov.Model, or a file (ONNX, or
+    OpenVINO IR .xml where the op is written with version "hwopt")."""
+    if model is None:
+        return False
+    if isinstance(model, ir.Model):
+        return any(node.domain == HWOPT_DOMAIN for node in hir.all_nodes(model))
+    if isinstance(model, (str, os.PathLike)):
+        path = Path(model)
+        if not path.is_file():
+            return False  # compiling it reports what is wrong
+        if path.suffix == ".xml":
+            return _HWOPT_IR_OP.search(path.read_text(encoding="utf-8", errors="replace")) is not None
+        if path.suffix == ".onnx":
+            try:
+                proto = onnx.load(path, load_external_data=False)
+            except Exception:  # noqa: BLE001 - protobuf's DecodeError: not ONNX, which compiling reports
+                return False
+            return any(opset.domain == HWOPT_DOMAIN for opset in proto.opset_import)
+        return False
+    get_ops = getattr(model, "get_ordered_ops", None)  # an ov.Model: its ops exist only with the extension
+    return get_ops is not None and any(op.get_type_info().version_id == HWOPT_IR_VERSION for op in get_ops())
+
+
+def _with_hwopt_ops(owner: Any, model: Any) -> Any:
+    """`owner` (a Core or an ONNX frontend), with hwopt's extension added if `model` holds a hwopt op: the one
+    place this backend loads it."""
+    if uses_hwopt_ops(model):
+        from optimizer.kernels import openvino_extension
+
+        try:
+            openvino_extension.add_to(owner)
+        except openvino_extension.ExtensionBuildError as error:
+            raise RuntimeNotAvailableError(f"the model holds hwopt custom ops ({HWOPT_DOMAIN}), which OpenVINO "
+                                           f"runs through hwopt's extension: {error}") from None
+    return owner
 
 
 @functools.cache
@@ -115,18 +171,20 @@ def onnx_source(model: ir.Model) -> Iterator[Any]:
 def converted(model: ir.Model) -> Iterator[Any]:
     """The IR as an ov.Model (OpenVINO's ONNX frontend), valid inside the `with` block."""
     with onnx_source(model) as source:
-        yield convert(source)
+        yield convert(source, model)
 
 
-def convert(source: str | io.BytesIO) -> Any:
+def convert(source: str | io.BytesIO, model: ir.Model | None = None) -> Any:
     """An ONNX file (its weights memory-mapped: the file must outlive the ov.Model) or stream as an ov.Model.
+    `model`: the hwopt IR `source` holds, if at hand, which says whether hwopt's extension is needed (without
+    it, a file source is looked at).
 
     This is what `openvino.convert_model` does for ONNX (the frontend's conversion, then the two offline
     transformations it applies) without its telemetry: convert_model reports every call to Google Analytics
     from a forked process unless the user opted out, and hwopt does not phone home. The fork also restarts
     OpenBLAS's threads, and numpy's OpenBLAS 0.3.31 can then deadlock in the next threaded np.dot.
     """
-    frontend = openvino("openvino.frontend").FrontEndManager().load_by_framework("onnx")
+    frontend = onnx_frontend(model if model is not None else source)
     try:
         ov_model = frontend.convert(frontend.load(source))
     except Exception as error:  # noqa: BLE001 - OpenVINO's OpConversionFailure, GeneralFailure...

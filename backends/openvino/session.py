@@ -56,8 +56,9 @@ class OpenVINOSession:
         self.device = device
         require_device(device)
         source = os.fspath(model) if isinstance(model, (str, os.PathLike)) else model
+        ov_core = core(source)  # with hwopt's extension if the model holds hwopt's custom ops
         try:
-            self._compiled = core().compile_model(source, device, compile_config(inference_precision, threads))
+            self._compiled = ov_core.compile_model(source, device, compile_config(inference_precision, threads))
         except Exception as error:  # noqa: BLE001 - OpenVINO's own RuntimeError subclasses
             raise ModelRunError(f"OpenVINO cannot compile the {label} for {device}: {brief(error)}",
                                 which=label, phase="load") from None

@@ -115,6 +115,7 @@ class TensorRTBackend:
             "precision_flags_10x": plan.precision_flags,
             "optimization_profile": plan.profile,
             "dla_core": plan.dla_core,
+            "sparse_weights": plan.sparse_weights,
         }
         if options.target.dla is not None:
             details["dla_gpu_fallback"] = [f"{issue.node} ({issue.op}): {issue.problem}"
@@ -193,6 +194,8 @@ class BuildPlan:
     precision_flags: list[str]
     dla_core: int | None = None
     notes: list[str] = field(default_factory=list)
+    sparse_weights: bool = False
+    """Every Conv/MatMul/Gemm weight that could run sparse has the 2:4 pattern: build with SPARSE_WEIGHTS."""
 
     def config(self) -> dict[str, Any]:
         return {
@@ -200,6 +203,7 @@ class BuildPlan:
             "onnx": MODEL_FILE, "engine": ENGINE_FILE, "timing_cache": TIMING_CACHE_FILE,
             "precision_flags": self.precision_flags, "strongly_typed": False,
             "dla_core": self.dla_core, "workspace_mib": None, "profile": self.profile,
+            "sparse_weights": self.sparse_weights,
         }
 
     def trtexec_arguments(self) -> list[str]:
@@ -211,6 +215,8 @@ class BuildPlan:
                                                          for name, shapes in self.profile.items()))
         if self.dla_core is not None:
             arguments += [f"--useDLACore={self.dla_core}", "--allowGPUFallback"]
+        if self.sparse_weights:
+            arguments.append("--sparsity=enable")
         return arguments
 
     def trtexec_command(self, major: int) -> str:
@@ -228,9 +234,15 @@ class BuildPlan:
 
 
 def plan_build(model: ir.Model, options: CompileOptions) -> BuildPlan:
+    from optimizer.pruning.patterns import scan_n_m
+
     profile, notes = optimization_profile(model, options)
+    sparse = scan_n_m(model, 2, 4)
+    if sparse.all_sparse:
+        notes.append(f"{len(sparse.sparse)} Conv/MatMul/Gemm weights have the 2:4 pattern: built with sparse "
+                     "weights (TensorRT picks sparse tensor-core kernels where they are faster)")
     return BuildPlan(options.precision, options.target.name, options.target.sm, profile, precision_flags(model),
-                     dla_core(options), notes)
+                     dla_core(options), notes, sparse.all_sparse)
 
 
 def precision_flags(model: ir.Model) -> list[str]:
@@ -485,6 +497,7 @@ def _runner(folder: Path) -> build_script.EngineRunner:
         build_script.build_engine(folder / config["onnx"], engine, profile=config["profile"],
                                   precision_flags=list(config["precision_flags"]),
                                   strongly_typed=bool(config["strongly_typed"]),
+                                  sparse_weights=bool(config.get("sparse_weights")),
                                   timing_cache=engine_dir.parent / TIMING_CACHE_FILE)
 
     try:

@@ -23,7 +23,7 @@ def keep_largest(scores: np.ndarray, sparsity: float) -> np.ndarray:
     """Keep mask zeroing the round(sparsity * size) lowest scores (ties broken by position, so the count is exact)."""
     _check_sparsity(sparsity)
     flat = scores.reshape(-1)
-    pruned = int(round(sparsity * flat.size))
+    pruned = round(sparsity * flat.size)
     keep = np.ones(flat.size, dtype=bool)
     if pruned:
         keep[np.argpartition(flat, pruned - 1, kind="introselect")[:pruned]] = False
@@ -34,7 +34,7 @@ def global_threshold(scores: list[np.ndarray], sparsity: float) -> float:
     """The score below which `sparsity` of all elements of `scores` together lie (global magnitude pruning)."""
     _check_sparsity(sparsity)
     every = np.concatenate([s.reshape(-1) for s in scores])
-    pruned = int(round(sparsity * every.size))
+    pruned = round(sparsity * every.size)
     if pruned == 0:
         return -np.inf
     return float(np.partition(every, pruned - 1)[pruned - 1])

@@ -11,9 +11,9 @@ import sys
 
 import numpy as np
 import pytest
+from optimizer.kernels.reference import silu_reference
 
 from optimizer import kernels
-from optimizer.kernels.reference import silu_reference
 
 requires_native = pytest.mark.skipif(
     not kernels.native_available(),

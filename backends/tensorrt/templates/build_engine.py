@@ -42,6 +42,7 @@ DEFAULTS = {
     "dla_core": None,
     "workspace_mib": None,
     "profile": {},
+    "sparse_weights": False,
 }
 
 
@@ -117,6 +118,7 @@ def build_engine(
     profile: dict | None = None,
     precision_flags: list[str] = (),
     strongly_typed: bool = False,
+    sparse_weights: bool = False,
     dla_core: int | None = None,
     timing_cache: Path | None = None,
     workspace_mib: int | None = None,
@@ -139,6 +141,14 @@ def build_engine(
         raise BuildError(f"TensorRT cannot parse {onnx_path.name}: " + "; ".join(parser_errors(parser)))
     config = builder.create_builder_config()
     flags_set = [] if strongly_typed else _set_precision_flags(trt, config, precision_flags, notes)
+    if sparse_weights:
+        # 10.x and 11.x alike: TensorRT checks each weight for 2:4 and uses sparse kernels where they win.
+        flag = getattr(trt.BuilderFlag, "SPARSE_WEIGHTS", None)
+        if flag is None:
+            notes.append(f"TensorRT {trt.__version__} has no BuilderFlag.SPARSE_WEIGHTS; built dense")
+        else:
+            config.set_flag(flag)
+            notes.append("sparse weights enabled (2:4 structured sparsity)")
     if workspace_mib:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mib) << 20)
     optimization_profile = _optimization_profile(builder, network, profile or {})
@@ -499,6 +509,7 @@ def main(argv=None) -> int:
         result = build_engine(onnx_path, engine_path, profile=profile,
                               precision_flags=list(config["precision_flags"]),
                               strongly_typed=args.strongly_typed or bool(config["strongly_typed"]),
+                              sparse_weights=bool(config["sparse_weights"]),
                               dla_core=dla_core, timing_cache=timing_cache,
                               workspace_mib=args.workspace_mib or config["workspace_mib"], verbose=args.verbose,
                               trt=trt)
