@@ -1,7 +1,8 @@
 """MiniLM with block-sparse feed-forward layers, end to end on `--target cpu`, against the dense model.
 
 The feed-forward MatMuls (384x1536 and 1536x384, two thirds of MiniLM's MatMul FLOPs) are pruned to 80% of
-their 1x16 blocks, recovered on unlabeled sentences (least-squares re-fit of the kept weights), and optimized
+their 1x16 blocks (activation importance), recovered on unlabeled sentences (least-squares re-fit of the kept
+weights on windows of several sentences, so the rows are real tokens rather than padding), and optimized
 for the host CPU at fp32; the dense model is optimized the same way. Each run keeps its faster runtime
 (ONNX Runtime or OpenVINO); the pruned one runs its sparse MatMuls on hwopt's kernel where the hot-operator
 pass measured the whole model faster. Both artifacts are timed in this process, alternating, medians; the
