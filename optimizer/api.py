@@ -34,7 +34,7 @@ from optimizer.passes.freeze_inputs import freeze_value
 from optimizer.pipeline import DEFAULT_OPT_LEVEL, pipeline_stages
 from optimizer.preflight import PreflightError, errors_of
 from optimizer.pruning.options import PruningOptions
-from optimizer.pruning.stage import prune_imported, record_pruning_cost
+from optimizer.pruning.stage import fine_tune_module, prune_imported, record_pruning_cost
 from optimizer.quantization.calibration import calibration_data
 from optimizer.quantization.options import DEFAULT_MIN_COSINE, QuantizationOptions
 from optimizer.quantization.quantize import preprocessing
@@ -143,6 +143,9 @@ def optimize(
             label-free recovery on `calibration` data; the artifact is verified against the pruned model and
             report.pruning says what pruning cost against the original. Block-sparse MatMuls run on hwopt's
             kernel in runtimes that have it (OpenVINO) where the whole model measures faster (report.kernels).
+            For a torch.nn.Module with `pruning.fine_tune_steps`, it is pruned and fine-tuned against its own
+            outputs before export, on `pruning.calibration` (the module's inputs as it takes them) or
+            `example_inputs`.
 
     Raises:
         UsageError, ModelLoadError, InvalidModelError, PassError, VerificationError (all HwoptError).
@@ -164,7 +167,16 @@ def optimize(
     created = _first_missing_ancestor(output_dir)
     try:
         with tempfile.TemporaryDirectory(prefix="hwopt-original-") as scratch:
+            fine_tune = None
+            if pruning is not None and pruning.fine_tune_steps and is_torch_module(model):
+                original_module = model
+                model, pruning, fine_tune = fine_tune_module(model, pruning, example_inputs, pruning.calibration)
             original_path, working, source = _import(model, example_inputs, Path(scratch))
+            if fine_tune is not None:
+                # The original is the module before pruning: what the artifact's cost is measured against.
+                unpruned = Path(scratch) / "unpruned"
+                unpruned.mkdir()
+                original_path, _, source = _import(original_module, example_inputs, unpruned)
             original_files = _files_of(original_path, working)
             _check_output(output_dir, original_files, force)
             specs = hir.input_specs(working)
@@ -179,6 +191,8 @@ def optimize(
                 build_source, pruning_report = prune_imported(
                     working, _with_calibration(pruning, options), Path(scratch), shapes=shapes,
                     preprocessing=preprocessing(options), threads=threads)
+                if fine_tune is not None:
+                    pruning_report.recovery.insert(0, fine_tune)
             # Run the original only once a candidate needs it: a bad --shape should fail in its pass first.
             reference = ReferenceOutputs(build_source, feeds, feeds_source, threads) if verify_outputs else None
             import_seconds = time.perf_counter() - started

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,26 @@ def prune_imported(working: ir.Model, options: PruningOptions, scratch: Path, *,
     path = scratch / PRUNED_FILE
     hir.save_model(working, path, external_data=hir.has_external_data(working) or None)
     return path, report
+
+
+def fine_tune_module(module: Any, options: PruningOptions, example_inputs: Any,
+                     samples: Any) -> tuple[Any, PruningOptions, str]:
+    """A PyTorch module pruned and fine-tuned against its own outputs (optimizer/pruning/distill.py) before
+    export, the pruning options left for the exported ONNX, and the report's line on the fine-tune.
+
+    The ONNX pass then finds the zeros the fine-tune kept (they score lowest, so the masks agree) and adds no
+    recovery of its own: the fine-tune was the recovery. `samples`: the module's inputs as it takes them (a list
+    of tensors, tuples or dicts), else `example_inputs` alone."""
+    from optimizer.pruning.distill import fine_tune_pruned
+
+    if isinstance(samples, (list, tuple)) and samples and not isinstance(samples[0], (str, os.PathLike)):
+        inputs = list(samples)
+    else:
+        inputs = [example_inputs]
+    result = fine_tune_pruned(module, options, inputs)
+    line = (f"distillation fine-tune (PyTorch): {result.steps} steps on {len(inputs)} sample(s), teacher-student "
+            f"MSE {result.loss_before:.4g} -> {result.loss_after:.4g} in {result.seconds:.1f} s")
+    return result.module, dataclasses.replace(options, calibration=None, recover=False), line
 
 
 def record_pruning_cost(report: PruningReport, original: Mapping[str, np.ndarray],

@@ -286,3 +286,24 @@ def test_missing_torch_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(ImportError, match=r"hwopt\[torch\]"):
         distill.sparsity_of(object())
+
+
+def test_optimize_fine_tunes_a_pruned_module_before_export(trained, digits, tmp_path):
+    import optimizer
+    from optimizer.ir import load_model
+    from optimizer.pruning.patterns import has_n_m_pattern
+
+    before = _state(trained)
+    options = PruningOptions(method="n:m", n=1, m=4, fine_tune_steps=20, calibration=digits.unlabeled()[:128])
+    result = optimizer.optimize(trained, target="cpu", precision="fp32", runtime="onnxruntime",
+                                example_inputs=(digits.test_images[:1],), pruning=options, output_dir=tmp_path,
+                                threads=1, benchmark=False)
+    pruning = result.report.pruning
+    assert pruning.recovery[0].startswith("distillation fine-tune (PyTorch): 20 steps on 128 sample(s)")
+    assert result.verification.passed  # against the pruned model; what pruning cost is in the report
+    assert 0.0 < pruning.fidelity["verification_inputs"] < 1.0
+    weights = [node.inputs[1].const_value.numpy() for node in load_model(result.model_path).graph
+               if node.op_type in ("Gemm", "MatMul") and node.inputs[1].const_value is not None]
+    # The input axis is 1 of a Gemm's transposed weight [N, K], 0 of a MatMul's [K, N].
+    assert weights and all(has_n_m_pattern(w, 1, 4, axis=1) or has_n_m_pattern(w, 1, 4, axis=0) for w in weights)
+    assert all(torch.equal(value, before[name]) for name, value in trained.state_dict().items())
