@@ -107,11 +107,15 @@ def _library_for(version: str, digest: str) -> Path:
     library = folder / library_name()
     if library.is_file():
         return library
-    root.mkdir(parents=True, exist_ok=True)
-    with _file_lock(root / f"{folder.name}.lock"):
-        if not library.is_file():  # another process may have built it while this one waited
-            shutil.rmtree(folder, ignore_errors=True)  # a folder without its library is no cache entry
-            _build(folder)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with _file_lock(root / f"{folder.name}.lock"):
+            if not library.is_file():  # another process may have built it while this one waited
+                shutil.rmtree(folder, ignore_errors=True)  # a folder without its library is no cache entry
+                _build(folder)
+    except OSError as error:  # an unwritable cache (read-only $HOME in a container): say where, keep going dense
+        raise ExtensionBuildError(f"cannot build hwopt's OpenVINO extension in {root}: {error.strerror or error}; "
+                                  "set $HWOPT_KERNELS_CACHE to a writable folder") from None
     return library
 
 

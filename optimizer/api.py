@@ -30,6 +30,7 @@ from optimizer.build import BuildInputs, Candidate, build_candidate, choose, pre
 from optimizer.errors import HwoptError, ModelRunError, RuntimeNotAvailableError, UsageError
 from optimizer.importers.torch_module import export_module, is_torch_module
 from optimizer.inputs import Feeds, check_feeds, generate_inputs, load_npz
+from optimizer.passes.block_sparse_matmul import DEFAULT_BLOCK_SHAPE
 from optimizer.passes.freeze_inputs import freeze_value
 from optimizer.pipeline import DEFAULT_OPT_LEVEL, pipeline_stages
 from optimizer.preflight import PreflightError, errors_of
@@ -193,12 +194,16 @@ def optimize(
                     preprocessing=preprocessing(options), threads=threads)
                 if fine_tune is not None:
                     pruning_report.recovery.insert(0, fine_tune)
+                elif pruning.fine_tune_steps:
+                    pruning_report.warnings.append("fine_tune_steps applies to PyTorch modules only: this ONNX "
+                                                   "model was pruned without a fine-tune")
             # Run the original only once a candidate needs it: a bad --shape should fail in its pass first.
             reference = ReferenceOutputs(build_source, feeds, feeds_source, threads) if verify_outputs else None
             import_seconds = time.perf_counter() - started
             shared = BuildInputs(original_path, plan, opt_level, shapes, options, feeds, feeds_source, reference,
                                  _thresholds(min_cosine, fidelity_outputs), benchmark, threads,
-                                 _fidelity_advice(options), frozen, io_layout, io_dtype)
+                                 _fidelity_advice(options), frozen, io_layout, io_dtype,
+                                 block_shape=_block_shape(pruning))
             staging = _staging_folder(output_dir)
             try:
                 candidates = _build_candidates(working, build_source, shared, staging)
@@ -395,6 +400,13 @@ def _quantization_options(precision: str | None, options: QuantizationOptions | 
     if options.calibration is None and calibration is not None:
         options = dataclasses.replace(options, calibration=calibration)
     return options, precision or options.precision
+
+
+def _block_shape(pruning: PruningOptions | None) -> tuple[int, int]:
+    """The blocks a block-pruned model was pruned in (what its weights are sparse in), else the kernel's default."""
+    if pruning is not None and pruning.method == "block":
+        return pruning.block_shape
+    return DEFAULT_BLOCK_SHAPE
 
 
 def _with_calibration(pruning: PruningOptions, options: QuantizationOptions) -> PruningOptions:

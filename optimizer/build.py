@@ -22,6 +22,7 @@ from optimizer.backends.registry import get_backend
 from optimizer.errors import HwoptError, ModelRunError, UsageError, VerificationError
 from optimizer.hot_operators import HotOperatorReport, candidate_groups, substitute_hot_operators
 from optimizer.inputs import Feeds
+from optimizer.passes.block_sparse_matmul import DEFAULT_BLOCK_SHAPE
 from optimizer.pipeline import PipelineReport, pipeline_stages, run_pipeline
 from optimizer.preflight import preflight, raise_on_errors
 from optimizer.quantization.accuracy_budget import search_accuracy_budget
@@ -96,6 +97,8 @@ class BuildInputs:
     """LiteRT's I/O layout ("onnx" or "nhwc"; None: the model's own)."""
     io_dtype: str | None = None
     """LiteRT's I/O dtype ("float32", "int8" or "uint8"; None: float32)."""
+    block_shape: tuple[int, int] = DEFAULT_BLOCK_SHAPE
+    """The blocks the hot-operator pass reads weights in (a block-pruned model's own)."""
 
 
 def prepare_candidate(model: ir.Model, backend: str, plan: Plan, opt_level: int,
@@ -128,10 +131,16 @@ def build_candidate(model: ir.Model, backend: str, shared: BuildInputs, folder: 
     options = CompileOptions(plan.target, plan.precision, shared.threads, plan.device, dict(shared.shapes),
                              layers=layers, calibration=candidate.calibration, io_layout=shared.io_layout,
                              io_dtype=shared.io_dtype)
-    if plan.precision == "fp32" and shared.benchmark and candidate_groups(model):
-        # Trial builds go beside the candidate's folder, inside the run's staging folder.
-        candidate.kernels = substitute_hot_operators(model, backend, options, shared.feeds,
-                                                     folder.parent / f".{backend}-kernel-trials")
+    if candidate_groups(model, shared.block_shape):
+        if plan.precision == "fp32" and shared.benchmark:
+            # Trial builds go beside the candidate's folder, inside the run's staging folder.
+            candidate.kernels = substitute_hot_operators(model, backend, options, shared.feeds,
+                                                         folder.parent / f".{backend}-kernel-trials",
+                                                         block_shape=shared.block_shape)
+        else:
+            why = "--no-benchmark: nothing can be measured" if plan.precision == "fp32" else \
+                f"hwopt's block-sparse kernel runs fp32, the plan is {plan.precision} (--precision fp32)"
+            candidate.notes.append(f"{backend}: block-sparse MatMuls left on the runtime's dense kernels ({why})")
     compiled = runtime.compile(model, options, folder)
     layers = compiled.layers if compiled.layers is not None else layers
     inputs, outputs = model_io_specs(model)

@@ -238,11 +238,14 @@ def plan_build(model: ir.Model, options: CompileOptions) -> BuildPlan:
 
     profile, notes = optimization_profile(model, options)
     sparse = scan_n_m(model, 2, 4)
-    if sparse.all_sparse:
-        notes.append(f"{len(sparse.sparse)} Conv/MatMul/Gemm weights have the 2:4 pattern: built with sparse "
-                     "weights (TensorRT picks sparse tensor-core kernels where they are faster)")
+    if sparse.sparse:
+        # TensorRT checks every layer's weights itself: layers left dense (a sensitive first or last layer kept
+        # out of pruning) run dense kernels, the others still get sparse ones.
+        dense = f"; {len(sparse.dense)} other(s) dense" if sparse.dense else ""
+        notes.append(f"{len(sparse.sparse)} Conv/MatMul/Gemm weights have the 2:4 pattern{dense}: built with "
+                     "sparse weights (TensorRT picks sparse tensor-core kernels where they are faster)")
     return BuildPlan(options.precision, options.target.name, options.target.sm, profile, precision_flags(model),
-                     dla_core(options), notes, sparse.all_sparse)
+                     dla_core(options), notes, bool(sparse.sparse))
 
 
 def precision_flags(model: ir.Model) -> list[str]:

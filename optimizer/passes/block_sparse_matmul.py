@@ -112,7 +112,7 @@ def _substitute(graph: ir.Graph, chain: MatMulChain, block_shape: tuple[int, int
     prefix = chain.label
     weights = []
     for suffix, array in zip(("values", "block_rows", "strip_ptr"), block_sparse_matmul_inputs(sparse)):
-        value = ir.Value(name=f"{prefix}/block_sparse/{suffix}", const_value=ir.tensor(array))
+        value = ir.Value(name=_unique_name(graph, f"{prefix}/block_sparse/{suffix}"), const_value=ir.tensor(array))
         value.shape, value.dtype = ir.Shape(array.shape), value.const_value.dtype
         graph.register_initializer(value)
         weights.append(value)
@@ -124,8 +124,20 @@ def _substitute(graph: ir.Graph, chain: MatMulChain, block_shape: tuple[int, int
         name=f"{prefix}/BlockSparseMatMul", version=DOMAIN_VERSION,
     )
     node.outputs[0].shape, node.outputs[0].dtype = old_output.shape, old_output.dtype
+    dense_weight = chain.matmul.inputs[1]
     ir.convenience.replace_nodes_and_values(graph, chain.nodes[-1], chain.nodes, [node], [old_output],
                                             [node.outputs[0]])
+    # The dense weight would otherwise stay in the artifact beside its blocks (this runs after the cleanup).
+    if dense_weight.name in graph.initializers and not dense_weight.uses() and not dense_weight.is_graph_output():
+        graph.initializers.pop(dense_weight.name)
+
+
+def _unique_name(graph: ir.Graph, name: str) -> str:
+    """`name`, or `name` with a counter when an initializer has it (two nodes may share a name)."""
+    candidate, counter = name, 1
+    while candidate in graph.initializers:
+        candidate, counter = f"{name}_{counter}", counter + 1
+    return candidate
 
 
 def _attribute(key: str, value: object) -> ir.Attr:
@@ -142,6 +154,8 @@ def _constant_weight(node: ir.Node) -> np.ndarray | None:
         return None
     weight = node.inputs[1]
     if weight is None or weight.const_value is None or weight.const_value.dtype != ir.DataType.FLOAT:
+        return None
+    if weight.is_graph_input():  # an initializer the caller may override at run time: not a constant
         return None
     array = weight.const_value.numpy()
     if array.ndim != 2:
@@ -213,6 +227,8 @@ def _erf_gelu_nodes(x: ir.Value, graph: ir.Graph) -> list[ir.Node] | None:
     erf = _single_consumer(divide.outputs[0], graph)
     plus_one = erf and _single_consumer(erf.outputs[0], graph)
     if erf is None or erf.op_type != "Erf" or plus_one is None or plus_one.op_type != "Add":
+        return None
+    if _single_consumer(plus_one.outputs[0], graph) is None:  # 1 + erf read elsewhere too: it must stay
         return None
     if not _is_scalar(_other_input(plus_one, erf.outputs[0]), 1.0):
         return None

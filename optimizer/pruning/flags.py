@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from optimizer.errors import UsageError
 from optimizer.pruning.options import IMPORTANCES, METHODS, SCOPES, PruningOptions
 
 
@@ -33,13 +34,25 @@ def add_pruning_flags(parser: argparse.ArgumentParser) -> None:
 
 def pruning_options(args: argparse.Namespace) -> PruningOptions | None:
     if args.prune is None:
+        given = [flag for flag, default in _DEFAULTS.items() if getattr(args, flag) != default]
+        if given:
+            names = ", ".join("--" + flag.replace("_", "-") for flag in given)
+            raise UsageError(f"{names} without --prune: name a pruning method (--prune block, ...)")
         return None
+    if args.prune == "n:m" and args.sparsity != _DEFAULTS["sparsity"]:
+        raise UsageError("--sparsity does not apply to --prune n:m: its sparsity is 1 - N/M (--prune-pattern)")
     n, m = args.prune_pattern
     return PruningOptions(
         method=args.prune, sparsity=args.sparsity, scope=args.prune_scope, n=n, m=m,
         block_shape=args.prune_block, importance=args.prune_importance, sensitivity=args.prune_sensitivity,
         recover=not args.no_prune_recovery, calibration=args.calibration, exclude=tuple(args.prune_exclude),
     )
+
+
+# The flags' defaults: any other value without --prune is a mistake worth saying so.
+_DEFAULTS = {"sparsity": 0.5, "prune_scope": "layer", "prune_block": (1, 16), "prune_pattern": (2, 4),
+             "prune_importance": "l1", "prune_sensitivity": False, "no_prune_recovery": False,
+             "prune_exclude": []}
 
 
 def _fraction(text: str) -> float:

@@ -43,7 +43,9 @@ def prune_model(model: ir.Model, options: PruningOptions, samples: Sequence[Samp
     """Prune `model` in place (the caller passes a copy); `samples` are unlabeled inputs for activation
     importance, sensitivity, recovery and the fidelity figures (default: read from options.calibration)."""
     start = time.perf_counter()
-    report = PruningReport(options.method, options.sparsity, options.scope, options.importance)
+    # N:M fixes the sparsity (1 - N/M); --sparsity does not apply to it.
+    sparsity = 1 - options.n / options.m if options.method == "n:m" else options.sparsity
+    report = PruningReport(options.method, sparsity, options.scope, options.importance)
     samples = _samples(model, options, samples, report)
     _check_calibration(options, samples)
     report.before = graph_cost(model)

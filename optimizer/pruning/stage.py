@@ -75,12 +75,17 @@ def fine_tune_module(module: Any, options: PruningOptions, example_inputs: Any,
 
     if isinstance(samples, (list, tuple)) and samples and not isinstance(samples[0], (str, os.PathLike)):
         inputs = list(samples)
-    else:
+    elif example_inputs is not None:
         inputs = [example_inputs]
+    else:
+        raise UsageError("fine-tuning a pruned PyTorch module needs its inputs: pass example_inputs (or "
+                         "PruningOptions(calibration=[...]) with samples as the module takes them)")
     result = fine_tune_pruned(module, options, inputs)
     line = (f"distillation fine-tune (PyTorch): {result.steps} steps on {len(inputs)} sample(s), teacher-student "
             f"MSE {result.loss_before:.4g} -> {result.loss_after:.4g} in {result.seconds:.1f} s")
-    return result.module, dataclasses.replace(options, calibration=None, recover=False), line
+    # The fine-tune fixed the masks: the ONNX pass re-finds them by magnitude, without data of its own.
+    exported = dataclasses.replace(options, calibration=None, recover=False, importance="l1", sensitivity=False)
+    return result.module, exported, line
 
 
 def record_pruning_cost(report: PruningReport, original: Mapping[str, np.ndarray],

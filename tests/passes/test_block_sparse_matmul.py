@@ -129,3 +129,58 @@ def test_weights_that_the_block_does_not_tile_are_left_alone():
         w=RNG.standard_normal((16, 24)).astype(np.float32),
     )
     assert not SubstituteBlockSparseMatMul()(model).modified
+
+
+def test_nodes_sharing_a_name_get_their_own_weights_and_the_dense_ones_go():
+    model = model_from_text(
+        """
+        <ir_version: 9, opset_import: ["" : 17]>
+        g (float[4, 16] x) => (float[4, 16] y) {
+            a = MatMul (x, w1)
+            y = MatMul (a, w2)
+        }
+        """,
+        w1=_sparse_weight(16, 16, 0.5), w2=_sparse_weight(16, 16, 0.5),
+    )
+    for node in model.graph:
+        node.name = "mm"  # exporters do write duplicate names
+    x = RNG.standard_normal((4, 16)).astype(np.float32)
+    expected = _run(model, x)
+    SubstituteBlockSparseMatMul(BlockSparseMatMulConfig(max_density=1.0))(model)
+    assert op_types(model) == [BLOCK_SPARSE_MATMUL, BLOCK_SPARSE_MATMUL]
+    assert "w1" not in model.graph.initializers and "w2" not in model.graph.initializers
+    np.testing.assert_allclose(_run(model, x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_an_erf_term_read_elsewhere_keeps_the_gelu_outside():
+    model = model_from_text(
+        """
+        <ir_version: 9, opset_import: ["" : 17]>
+        g (float[4, 16] x) => (float[4, 16] y, float[4, 16] p) {
+            h = MatMul (x, w)
+            d = Div (h, sqrt2)
+            e = Erf (d)
+            p = Add (e, one)
+            q = Mul (h, p)
+            y = Mul (q, half)
+        }
+        """,
+        w=_sparse_weight(16, 16, 0.5), sqrt2=np.array(math.sqrt(2), np.float32),
+        one=np.array(1.0, np.float32), half=np.array(0.5, np.float32),
+    )
+    SubstituteBlockSparseMatMul(BlockSparseMatMulConfig(max_density=1.0))(model)
+    assert op_types(model)[0] == BLOCK_SPARSE_MATMUL and "Erf" in op_types(model)
+    assert next(iter(model.graph)).attributes["activation"].value == "none"
+
+
+def test_a_weight_the_caller_can_feed_is_not_a_constant():
+    model = model_from_text(
+        """
+        <ir_version: 9, opset_import: ["" : 17]>
+        g (float[4, 16] x, float[16, 16] w) => (float[4, 16] y) {
+            y = MatMul (x, w)
+        }
+        """,
+        w=_sparse_weight(16, 16, 0.5),
+    )
+    assert not SubstituteBlockSparseMatMul(BlockSparseMatMulConfig(max_density=1.0))(model).modified

@@ -44,3 +44,13 @@ def test_n_m_pattern():
 def test_bad_values_are_usage_errors(flags, message):
     with pytest.raises(UsageError, match=re.escape(message)):
         build_optimize_parser().parse_args(["model.onnx", *flags])
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--sparsity", "0.9"], "--sparsity without --prune"),
+    (["--prune-block", "4x4", "--prune-sensitivity"], "--prune-block, --prune-sensitivity without --prune"),
+    (["--prune", "n:m", "--sparsity", "0.9"], "--sparsity does not apply to --prune n:m"),
+])
+def test_pruning_flags_that_would_be_ignored_are_errors(flags, message):
+    with pytest.raises(UsageError, match=re.escape(message)):
+        _options(*flags)
