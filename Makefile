@@ -24,10 +24,10 @@ demo: install
 	$(VENV)/bin/optimize $(DEMO_DIR)/demo.onnx --target cpu -o $(DEMO_DIR)/out --force --threads 2
 
 test: install-dev
-	$(PY) -m pytest -q
+	$(VENV)/bin/pytest -q
 
 bench: install-dev
-	$(PY) -m pytest -q benchmarks --benchmark-only
+	$(VENV)/bin/pytest -q benchmarks --benchmark-only
 
 clean:
 	rm -rf build $(VENV) *.egg-info
