@@ -46,7 +46,7 @@ SIMPLIFY = Stage(
 )
 FUSE = Stage("fuse", ("fold-batchnorm", "matmul-add-to-gemm", "fuse-activations", "remove-unused"))
 # Rewrites for ONNX Runtime's CPU provider specifically (see each pass for the measurement behind it).
-ORT_CPU = Stage("onnxruntime-cpu", ("separate-skip-layernorm",), max_iterations=1)
+ORT_CPU = Stage("onnxruntime-cpu", ("separate-skip-layernorm", "decompose-inner-softmax"), max_iterations=1)
 # Opset 21 brings standard Gelu (and LayerNormalization, from 17) that the fusions can then target. It runs
 # first so the cleanup stages also tidy what the version converter adds (Constant nodes for attributes that
 # became inputs).

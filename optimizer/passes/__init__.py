@@ -18,6 +18,7 @@ from optimizer.passes.common_subexpression_elimination import (
     EliminateCommonSubexpressions,
 )
 from optimizer.passes.constant_folding import FoldConstants, FoldConstantsConfig
+from optimizer.passes.decompose_inner_softmax import DecomposeInnerSoftmax
 from optimizer.passes.fix_input_shapes import FixInputShapes, FixInputShapesConfig
 from optimizer.passes.fold_batchnorm import FoldBatchNorm
 from optimizer.passes.freeze_inputs import FreezeInputs, FreezeInputsConfig
@@ -42,6 +43,7 @@ PASSES: dict[str, type[OptimizerPass]] = {
         MatMulAddToGemm,
         FuseActivations,
         SeparateSkipLayerNorm,
+        DecomposeInnerSoftmax,
         UpgradeOpset,
         SubstituteBlockSparseMatMul,
     )
@@ -60,6 +62,7 @@ __all__ = [
     "PASSES",
     "BlockSparseMatMulConfig",
     "CommonSubexpressionConfig",
+    "DecomposeInnerSoftmax",
     "EliminateCommonSubexpressions",
     "EliminateIdentity",
     "FixInputShapes",
