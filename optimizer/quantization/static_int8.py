@@ -77,7 +77,17 @@ def _weight_axis(node: ir.Node, weight: np.ndarray) -> int | None:
     return None
 
 
-def _label(node: ir.Node) -> str:
+def _reduction_depth(node: ir.Node, weight: np.ndarray) -> int:
+    """How many products each output sums: input channels per group x kernel size for a Conv, K otherwise."""
+    if node.op_type == "Conv":
+        return int(np.prod(weight.shape[1:]))
+    if node.op_type == "Gemm" and node.attributes.get_int("transB", 0):
+        return weight.shape[1]
+    return weight.shape[0]
+
+
+def label_of(node: ir.Node) -> str:
+    """How the precision table names a node: its name, else its first output, else its op type."""
     return node.name or node.outputs[0].name or node.op_type
 
 
@@ -90,15 +100,20 @@ def plan_static_int8(model: ir.Model, scheme: Int8Scheme = ORT_X86, exclude: Seq
         if not is_standard_op(node) or node.op_type not in scheme.int8_ops:
             continue
         if is_excluded(node, exclude):
-            float_reasons[_label(node)] = "excluded"
+            float_reasons[label_of(node)] = "excluded"
             continue
         if node.op_type in COMPUTE_OPS:
             weight = constant_array(node.inputs[1]) if len(node.inputs) > 1 else None
             if weight is None or weight.dtype != np.float32 or _weight_axis(node, weight) is None:
-                float_reasons[_label(node)] = "weight is not a constant float32 tensor this op can quantize"
+                float_reasons[label_of(node)] = "weight is not a constant float32 tensor this op can quantize"
                 continue
             if not _is_float(node.inputs[0]):
-                float_reasons[_label(node)] = "input is not float32"
+                float_reasons[label_of(node)] = "input is not float32"
+                continue
+            depth = _reduction_depth(node, weight)
+            if depth < scheme.min_reduction_depth:
+                float_reasons[label_of(node)] = (f"sums over {depth} inputs per output: int8 is slower than float "
+                                                 f"below {scheme.min_reduction_depth} on {scheme.name}")
                 continue
         elif scheme.placement == "inputs" or not any(
                 _is_float(v) and constant_array(v) is None for v in node.inputs):
@@ -107,7 +122,7 @@ def plan_static_int8(model: ir.Model, scheme: Int8Scheme = ORT_X86, exclude: Seq
     _drop_output_tail(graph, chosen, float_reasons)
     for node in all_nodes(model):
         if node.graph is not graph and node.op_type in COMPUTE_OPS:
-            float_reasons[_label(node)] = "inside a control-flow subgraph"
+            float_reasons[label_of(node)] = "inside a control-flow subgraph"
     if scheme.placement == "fused":
         _drop_isolated(graph, chosen)
     activations = _activation_tensors(graph, chosen, scheme)
@@ -125,7 +140,7 @@ def _drop_output_tail(graph: ir.Graph, chosen: set[ir.Node], float_reasons: dict
     for node in list(chosen):
         if node in all_compute and node not in feeding_any_compute:
             chosen.discard(node)
-            float_reasons[_label(node)] = "final layer before the outputs"
+            float_reasons[label_of(node)] = "final layer before the outputs"
     int8_compute = {node for node in chosen if node.op_type in COMPUTE_OPS}
     feeding = _feeding(graph, int8_compute)
     for node in list(chosen):
@@ -276,10 +291,10 @@ class QuantizeStaticInt8(OptimizerPass):
             if node.op_type in COMPUTE_OPS:
                 source = compute_inputs.get(node)
                 if source not in scales:
-                    self.precisions[_label(node)] = "float32 (input has no calibrated range)"
+                    self.precisions[label_of(node)] = "float32 (input has no calibrated range)"
                     continue
                 self._quantize_weights(graph, node, scales[source])
-                self.precisions[_label(node)] = "int8 (per-channel weights)"
+                self.precisions[label_of(node)] = "int8 (per-channel weights)"
                 int8_compute.add(node)
             elif config.scheme.placement == "fused" and node.op_type in ("Add", "Mul"):
                 self._quantize_constant_operands(graph, node)
@@ -315,7 +330,7 @@ class QuantizeStaticInt8(OptimizerPass):
         per_channel = self.config.scheme.per_channel_weights
         scales = symmetric_int8_scales(weight, axis if per_channel else None)
         quantized = quantize_symmetric_int8(weight, scales, axis if per_channel else None)
-        base = _label(node)
+        base = label_of(node)
         node.replace_input_with(1, self._dequantized_constant(
             graph, f"{base}_weight", quantized, scales, np.zeros_like(scales, dtype=np.int8), axis, per_channel))
         bias_index = 2
@@ -342,7 +357,7 @@ class QuantizeStaticInt8(OptimizerPass):
             info = np.iinfo(scheme.activation_dtype)
             quantized = np.clip(np.rint(array / scale) + int(zero_point), info.min, info.max)
             node.replace_input_with(index, self._dequantized_constant(
-                graph, f"{_label(node)}_operand{index}", quantized.astype(scheme.activation_dtype),
+                graph, f"{label_of(node)}_operand{index}", quantized.astype(scheme.activation_dtype),
                 np.asarray(scale, np.float32), np.asarray(zero_point), None, False))
 
     @staticmethod

@@ -34,8 +34,9 @@ OUTLIER_WEIGHT = 1000.0
 
 
 class DigitsCNN(torch.nn.Module):
-    """Conv-ReLU-MaxPool-Conv-ReLU-Flatten-Linear-ReLU-Linear for 1x8x8 digits. The INT8 plan quantizes both
-    convolutions and the hidden Linear, and keeps the last Linear float (a final layer before the outputs)."""
+    """Conv-ReLU-MaxPool-Conv-ReLU-Flatten-Linear-ReLU-Linear for 1x8x8 digits. The INT8 plan quantizes the
+    second convolution and the hidden Linear; the first convolution (1 channel x 3x3) is too shallow for int8 to
+    pay off and the last Linear is a final layer before the outputs, so both stay float."""
 
     def __init__(self, conv1_channels: int = 16):
         super().__init__()
@@ -164,8 +165,10 @@ def test_int8_keeps_top1_of_a_trained_cnn_within_half_a_point(cnn, digits, fp32_
     assert fp32_top1 >= 0.95
     assert abs(_top1(result.model_path, digits) - fp32_top1) <= HALF_A_POINT
     layers = result.report.quantization.layers
-    assert all(layers[cnn.layers[name]].startswith("int8") for name in ("conv1", "conv2", "fc1")), layers
+    assert all(layers[cnn.layers[name]].startswith("int8") for name in ("conv2", "fc1")), layers
     assert layers[cnn.layers["fc2"]] == "float32 (final layer before the outputs)"
+    # One input channel x 3x3: too shallow a sum for int8 to pay off on ONNX Runtime (schemes.ORT_X86).
+    assert "sums over 9 inputs per output" in layers[cnn.layers["conv1"]]
 
 
 def test_a_sensitive_layer_ruins_plain_int8(sensitive_cnn, digits, fp32_top1, tmp_path):
@@ -198,7 +201,7 @@ def test_accuracy_budget_keeps_only_the_sensitive_layer_float(sensitive_cnn, dig
     assert report.budget["drop"] <= HALF_A_POINT
     assert report.budget["float_layers"] == [sensitive]
     assert report.layers[sensitive].startswith("float32")
-    assert report.layers[sensitive_cnn.layers["conv1"]].startswith("int8")
+    assert report.layers[sensitive_cnn.layers["conv1"]].startswith("float32 (sums over 9 inputs")
     assert report.layers[sensitive_cnn.layers["fc1"]].startswith("int8")
     all_quantized, *kept_float = report.candidates
     assert all_quantized["float_layers"] == [] and all_quantized["drop"] > 0.5
