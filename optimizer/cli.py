@@ -184,6 +184,12 @@ def _quantization_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--percentile", type=float, default=99.99, help="for --calibration-method percentile")
     group.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
                        help="keep nodes in float by name or op type, globs allowed (repeatable)")
+    group.add_argument("--bias-correction", action="store_true",
+                       help="int8: shift each int8 layer's bias by the mean error its int8 weights add, measured "
+                       "on the calibration data")
+    group.add_argument("--smooth-quant", type=float, nargs="?", const=0.5, metavar="ALPHA",
+                       help="int8/int8-dynamic: SmoothQuant, moving activation outliers into the weights of the "
+                       "MatMuls after each LayerNormalization (alpha default 0.5)")
     group.add_argument("--int4-block-size", type=positive_int, default=32, metavar="N",
                        help="block size of int4 weights (default 32)")
     group.add_argument("--max-accuracy-drop", type=float, metavar="D",
@@ -283,6 +289,8 @@ def _quantization_options(args: argparse.Namespace):
         percentile=args.percentile,
         exclude=tuple(args.exclude),
         int4_block_size=args.int4_block_size,
+        bias_correction=args.bias_correction,
+        smooth_quant=args.smooth_quant,
         max_accuracy_drop=args.max_accuracy_drop,
         metric=metric,
         eval_data=eval_data,

@@ -170,6 +170,7 @@ def render_quantization(quantization: QuantizationReport) -> list[str]:
     if quantization.calibration:
         lines.append(f"calibration: {quantization.calibration_method} ranges from {quantization.calibration_samples} "
                      f"sample(s): {quantization.calibration}")
+    lines.extend(quantization.techniques)
     counts: dict[str, int] = {}
     for precision in quantization.layers.values():
         counts[precision.split(" (")[0]] = counts.get(precision.split(" (")[0], 0) + 1

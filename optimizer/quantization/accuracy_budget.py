@@ -32,6 +32,7 @@ from optimizer.quantization.options import QuantizationOptions
 from optimizer.quantization.quantize import (
     QuantizationReport,
     calibrate_static_int8,
+    smooth_for_int8,
     preprocessing,
     quantize_model,
 )
@@ -52,6 +53,11 @@ def search_accuracy_budget(
     """Quantize `model` in place to the best candidate within `options.max_accuracy_drop`."""
     start = time.perf_counter()
     budget = float(options.max_accuracy_drop)
+    scratch = QuantizationReport(precision=options.precision)
+    if options.smooth_quant is not None and options.precision in ("int8", "int8-dynamic"):
+        # Once, on the float model every candidate starts from (it changes no output).
+        smooth_for_int8(model, options, threads, scratch)
+        options = replace(options, smooth_quant=None)
     float_proto = to_proto(model)
     eval_feeds = _eval_feeds(options, model)
     labels = _first_labels(options.labels, len(eval_feeds))
@@ -63,7 +69,6 @@ def search_accuracy_budget(
         return _mean_worst_cosine(outputs, reference_outputs)
 
     baseline = score(reference_outputs)
-    scratch = QuantizationReport(precision=options.precision)
     if options.metric is not None and labels is not options.labels:
         scratch.warnings.append(f"accuracy budget: scored on the first {len(eval_feeds)} of "
                                 f"{len(options.labels)} labeled samples")
@@ -118,6 +123,7 @@ def search_accuracy_budget(
     report.calibration_samples = scratch.calibration_samples or report.calibration_samples
     report.calibration_method = scratch.calibration_method or report.calibration_method
     report.warnings = scratch.warnings + report.warnings
+    report.techniques = scratch.techniques + report.techniques
     report.candidates = candidates
     report.budget = {
         "metric": getattr(options.metric, "__name__", "metric") if options.metric else "output cosine",

@@ -45,6 +45,10 @@ class QuantizationOptions:
     eval_data: Any = None
     """Inputs for the accuracy budget: an iterable of input dicts (default: the calibration data)."""
     labels: Any = None
+    bias_correction: bool = False
+    """Static INT8: shift each int8 layer's bias by the mean output error of its int8 weights (bias_correction.py)."""
+    smooth_quant: float | None = None
+    """INT8 (static or dynamic): SmoothQuant with this alpha, folded into LayerNormalizations (smooth_quant.py)."""
 
     def __post_init__(self) -> None:
         if self.precision is not None and self.precision not in PRECISIONS:
@@ -60,6 +64,12 @@ class QuantizationOptions:
             raise UsageError(f"max accuracy drop must be >= 0, not {self.max_accuracy_drop}")
         if self.metric is not None and not callable(self.metric):
             raise UsageError("metric must be a callable (outputs, labels) -> float")
+        if self.smooth_quant is not None and not 0.0 < self.smooth_quant < 1.0:
+            raise UsageError(f"SmoothQuant alpha must be in (0, 1), not {self.smooth_quant}")
+        if self.bias_correction and self.precision not in (None, "int8"):
+            raise UsageError(f"bias correction applies to static int8, not {self.precision}")
+        if self.smooth_quant is not None and self.precision not in (None, "int8", "int8-dynamic"):
+            raise UsageError(f"SmoothQuant applies to int8 and int8-dynamic, not {self.precision}")
         if isinstance(self.exclude, str):
             object.__setattr__(self, "exclude", (self.exclude,))
 

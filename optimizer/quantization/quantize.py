@@ -35,6 +35,8 @@ class QuantizationReport:
     candidates: list[dict] = field(default_factory=list)
     """Accuracy-budget search: each candidate's float layers, score and latency."""
     budget: dict | None = None
+    techniques: list[str] = field(default_factory=list)
+    """What was done to the float model before quantizing it (SmoothQuant, bias correction), with figures."""
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
@@ -66,6 +68,8 @@ def quantize_model(
     start = time.perf_counter()
     report = QuantizationReport(precision=options.precision)
     precision = options.precision
+    if options.smooth_quant is not None and precision in ("int8", "int8-dynamic"):
+        smooth_for_int8(model, options, threads, report)
     if precision == "int8":
         _static_int8(model, options, runtime, threads, report, ranges)
     elif precision == "int8-dynamic":
@@ -112,20 +116,44 @@ def preprocessing(options: QuantizationOptions):
     return options.preprocessing
 
 
+def _calibration_data(model: ir.Model, options: QuantizationOptions, report: QuantizationReport):
+    from optimizer.quantization.calibration import calibration_data
+
+    data = calibration_data(options.calibration, input_specs(model), preprocessing=preprocessing(options),
+                            limit=options.calibration_samples)
+    if data.warning and data.warning not in report.warnings:
+        report.warnings.append(data.warning)
+    return data
+
+
+def smooth_for_int8(model: ir.Model, options: QuantizationOptions, threads: int | None,
+                    report: QuantizationReport) -> None:
+    """SmoothQuant on the float model, in place, with magnitudes from the calibration data."""
+    from optimizer.quantization.smooth_quant import DEFAULT_SAMPLES, smooth_activations
+
+    shrink = smooth_activations(model, _calibration_data(model, options, report), alpha=options.smooth_quant,
+                                threads=threads)
+    if not shrink:
+        report.warnings.append("SmoothQuant: no LayerNormalization whose readers are all MatMul/Gemm with "
+                               "constant weights; nothing smoothed")
+        return
+    report.techniques.append(
+        f"SmoothQuant (alpha {options.smooth_quant}, {DEFAULT_SAMPLES} samples at most) on {len(shrink)} "
+        f"LayerNormalization output(s): outlier/median channel ratio {min(shrink.values()):.1f}x-"
+        f"{max(shrink.values()):.1f}x smaller")
+
+
 def calibrate_static_int8(
     model: ir.Model, options: QuantizationOptions, runtime: str, threads: int | None, report: QuantizationReport
 ) -> dict[str, tuple[float, float]]:
     """Activation ranges for every tensor the static INT8 plan quantizes, from the calibration data."""
-    from optimizer.quantization.calibration import calibration_data, collect_statistics
+    from optimizer.quantization.calibration import collect_statistics
     from optimizer.quantization.static_int8 import plan_static_int8
 
     scheme = scheme_for_runtime(runtime)
     infer_shapes(model)
     plan = plan_static_int8(model, scheme, options.exclude)
-    data = calibration_data(options.calibration, input_specs(model), preprocessing=preprocessing(options),
-                            limit=options.calibration_samples)
-    if data.warning:
-        report.warnings.append(data.warning)
+    data = _calibration_data(model, options, report)
     statistics = collect_statistics(model, plan.activations, data, threads=threads)
     report.calibration = data.description
     report.calibration_samples = len(data)
@@ -145,9 +173,19 @@ def _static_int8(model, options, runtime, threads, report, ranges) -> None:
         ranges = calibrate_static_int8(model, options, runtime, threads, report)
     else:
         infer_shapes(model)
-    quantize = QuantizeStaticInt8(StaticInt8Config(ranges=ranges, scheme=scheme, exclude=options.exclude))
+    config = StaticInt8Config(ranges=ranges, scheme=scheme, exclude=options.exclude)
+    corrected: dict[str, float] = {}
+    if options.bias_correction:
+        from optimizer.quantization.bias_correction import DEFAULT_SAMPLES, correct_biases
+
+        corrected = correct_biases(model, config, _calibration_data(model, options, report), threads=threads)
+        report.techniques.append(
+            f"bias correction ({DEFAULT_SAMPLES} samples at most) on {len(corrected)} layer(s)"
+            + (f": largest shift {max(corrected.values()):.2%} of a channel's peak" if corrected else ""))
+    quantize = QuantizeStaticInt8(config)
     quantize(model)
     report.scheme = (f"{scheme.name}: {np.dtype(scheme.activation_dtype).name} "
                      f"{'symmetric' if scheme.symmetric_activations else 'asymmetric'} activations x int8 "
                      f"symmetric per-channel weights, QDQ on {scheme.placement}")
-    report.layers = dict(quantize.precisions)
+    report.layers = {name: precision.replace("weights)", "weights, bias corrected)") if name in corrected
+                     else precision for name, precision in quantize.precisions.items()}

@@ -1,7 +1,12 @@
 """Calibration for post-training quantization: where the samples come from (sources), what is kept of each
 tensor while they stream through the model (statistics), and the runs that collect it (collect)."""
 
-from optimizer.quantization.calibration.collect import capture_tensors, collect_statistics
+from optimizer.quantization.calibration.collect import (
+    ChannelStatistics,
+    capture_tensors,
+    collect_channel_statistics,
+    collect_statistics,
+)
 from optimizer.quantization.calibration.sources import (
     CalibrationData,
     ImagePreprocessing,
@@ -16,10 +21,12 @@ from optimizer.quantization.calibration.statistics import (
 __all__ = [
     "RANGE_METHODS",
     "CalibrationData",
+    "ChannelStatistics",
     "ImagePreprocessing",
     "TensorStatistics",
     "calibration_data",
     "capture_tensors",
+    "collect_channel_statistics",
     "collect_statistics",
     "quantization_params",
 ]

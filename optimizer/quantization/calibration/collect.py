@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +68,57 @@ def collect_statistics(
         elif total:
             report_progress("calibrating", done / total)
     return {name: stats for name, stats in statistics.items() if name not in not_float}
+
+
+@dataclass
+class ChannelStatistics:
+    """Per-channel mean and largest magnitude of one tensor along `axis`, over every sample seen."""
+
+    axis: int
+    total: np.ndarray | None = None
+    count: int = 0
+    peak: np.ndarray | None = None
+
+    def update(self, array: np.ndarray) -> None:
+        moved = np.moveaxis(np.asarray(array, dtype=np.float64), self.axis, -1)
+        flat = moved.reshape(-1, moved.shape[-1])
+        total, peak = flat.sum(axis=0), np.abs(flat).max(axis=0)
+        if self.total is None:
+            self.total, self.peak = total, peak
+        else:
+            self.total += total
+            self.peak = np.maximum(self.peak, peak)
+        self.count += flat.shape[0]
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.total / max(self.count, 1)
+
+
+def collect_channel_statistics(
+    model: ir.Model,
+    axes: Mapping[str, int],
+    data: Iterable[Feeds],
+    *,
+    threads: int | None = None,
+    limit: int | None = None,
+) -> dict[str, ChannelStatistics]:
+    """Per-channel statistics of each main-graph float tensor in `axes` (name -> channel axis, negative
+    counts from the end) over the first `limit` samples of `data`, one sample's activations in memory at a
+    time. For bias correction (channel means) and SmoothQuant (channel magnitudes)."""
+    reader = _TensorReader(model, list(axes), threads=threads, floats_only=True)
+    statistics = {name: ChannelStatistics(axes[name]) for name in reader.names}
+    for name, tensor in reader.weights.items():
+        statistics[name].update(tensor)
+    for index, feeds in enumerate(data):
+        if limit is not None and index >= limit:
+            break
+        outputs = reader.activations(feeds)
+        while outputs:
+            name, array = outputs.popitem()
+            if isinstance(array, np.ndarray) and array.dtype.kind == "f" and array.ndim:
+                statistics[name].update(array)
+    return {name: stats for name, stats in statistics.items() if stats.count}
 
 
 def capture_tensors(
