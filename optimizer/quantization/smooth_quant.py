@@ -6,10 +6,11 @@ per-input-channel factor. For a MatMul X·W, dividing input channel k of X by s_
 s_k leaves the product unchanged, and with s_k = max|X_k|^alpha / max|W_k|^(1-alpha) the two ranges meet in
 the middle (Xiao et al., "SmoothQuant", 2023; alpha 0.5 is their default for BERT-sized models).
 
-The division by s is folded into the LayerNormalization that produces X (its scale and bias), so it costs
-nothing at run time. That is where the outliers live in a transformer (the inputs of the Q/K/V and first
-feed-forward projections); a LayerNormalization is smoothed only when every reader of its output is a MatMul or
-Gemm with a constant weight, which then all share the same s.
+The division by s is folded into the LayerNormalization that produces X (its scale and bias): that is where
+the outliers live in a transformer (the inputs of the Q/K/V and first feed-forward projections). Every MatMul or
+Gemm with a constant weight that reads it shares the same s. In a post-LN model (BERT) the normalized tensor is
+also the residual stream: its other readers get it back through one Mul by s (an elementwise op on the
+residual, ~10 us on MiniLM's [1, 128, 384]); a pre-LN model (GPT, LLaMA) needs none.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ _SCALE_BOUNDS = (1e-3, 1e3)
 class _SmoothingGroup:
     norm: ir.Node
     readers: list[ir.Node]
+    """The MatMul/Gemm that read the normalized tensor as their input."""
+    others: list[ir.Node]
+    """Everything else that reads it: these get the unsmoothed tensor back through a Mul."""
 
 
 def smooth_activations(model: ir.Model, data: Iterable[Feeds], *, alpha: float = DEFAULT_ALPHA,
@@ -62,10 +66,13 @@ def smooth_activations(model: ir.Model, data: Iterable[Feeds], *, alpha: float =
         scales = np.ones_like(activation_peak)
         scales[usable] = activation_peak[usable] ** alpha / weight_peak[usable] ** (1.0 - alpha)
         scales = np.clip(scales, *_SCALE_BOUNDS).astype(np.float32)
+        label = label_of(group.norm)  # before a graph output's tensor is renamed
         _divide_norm_output(model.graph, group.norm, scales)
         for reader in group.readers:
             _scale_weight_rows(model.graph, reader, scales)
-        shrink[label_of(group.norm)] = float(_outlier_ratio(activation_peak)
+        if group.others or group.norm.outputs[0].is_graph_output():
+            _restore_for_other_readers(model.graph, group, scales)
+        shrink[label] = float(_outlier_ratio(activation_peak)
                                              / max(_outlier_ratio(activation_peak / scales), 1e-12))
     return shrink
 
@@ -83,11 +90,13 @@ def _smoothing_groups(graph: ir.Graph) -> list[_SmoothingGroup]:
                                                  and (bias is None or bias.shape != scale.shape)):
             continue
         output = node.outputs[0]
-        readers = [use.node for use in output.uses()]
-        if output.is_graph_output() or not all(
-                use.idx == 0 and _is_smoothable_reader(use.node, scale.size) for use in output.uses()):
-            continue
-        groups.append(_SmoothingGroup(node, list(dict.fromkeys(readers))))
+        readers, others = [], []
+        for use in output.uses():
+            smoothable = use.idx == 0 and _is_smoothable_reader(use.node, scale.size)
+            (readers if smoothable else others).append(use.node)
+        readers = list(dict.fromkeys(readers))
+        if readers and not set(readers) & set(others):
+            groups.append(_SmoothingGroup(node, readers, list(dict.fromkeys(others))))
     return groups
 
 
@@ -119,6 +128,25 @@ def _divide_norm_output(graph: ir.Graph, norm: ir.Node, scales: np.ndarray) -> N
     if len(norm.inputs) > 2 and norm.inputs[2] is not None:
         norm.replace_input_with(2, add_initializer(graph, f"{label}_smoothed_bias",
                                                    (constant_array(norm.inputs[2]) / scales).astype(np.float32)))
+
+
+def _restore_for_other_readers(graph: ir.Graph, group: _SmoothingGroup, scales: np.ndarray) -> None:
+    smoothed = group.norm.outputs[0]
+    label = label_of(group.norm)
+    restore = ir.node("Mul", [smoothed, add_initializer(graph, f"{label}_smoothing", scales)],
+                      name=f"{label}_unsmoothed")
+    restored = restore.outputs[0]
+    restored.type, restored.shape = smoothed.type, smoothed.shape
+    graph.insert_after(group.norm, restore)
+    for use in list(smoothed.uses()):
+        if use.node in group.others:
+            use.node.replace_input_with(use.idx, restored)
+    if smoothed.is_graph_output():
+        # The graph output keeps its name (and its values): the smoothed tensor is renamed instead.
+        restored.name, smoothed.name = smoothed.name, f"{smoothed.name}_smoothed"
+        graph.outputs[list(graph.outputs).index(smoothed)] = restored
+    else:
+        restored.name = f"{smoothed.name}_unsmoothed"
 
 
 def _scale_weight_rows(graph: ir.Graph, node: ir.Node, scales: np.ndarray) -> None:

@@ -86,6 +86,20 @@ def _reduction_depth(node: ir.Node, weight: np.ndarray) -> int:
     return weight.shape[0]
 
 
+def _compute_float_reason(node: ir.Node, scheme: Int8Scheme) -> str | None:
+    """Why a Conv/MatMul/Gemm cannot (or should not) run in int8 under `scheme`, or None when it can."""
+    weight = constant_array(node.inputs[1]) if len(node.inputs) > 1 else None
+    if weight is None or weight.dtype != np.float32 or _weight_axis(node, weight) is None:
+        return "weight is not a constant float32 tensor this op can quantize"
+    if not _is_float(node.inputs[0]):
+        return "input is not float32"
+    depth = _reduction_depth(node, weight)
+    if depth < scheme.min_reduction_depth:
+        return f"sums over {depth} inputs per output: int8 is slower than float below {scheme.min_reduction_depth} " \
+               f"on {scheme.name}"
+    return None
+
+
 def label_of(node: ir.Node) -> str:
     """How the precision table names a node: its name, else its first output, else its op type."""
     return node.name or node.outputs[0].name or node.op_type
@@ -96,30 +110,24 @@ def plan_static_int8(model: ir.Model, scheme: Int8Scheme = ORT_X86, exclude: Seq
     graph = model.graph
     float_reasons: dict[str, str] = {}
     chosen: set[ir.Node] = set()
+    quantizable: set[ir.Node] = set()  # compute nodes the scheme runs in int8, excluded by the user or not
     for node in graph:
         if not is_standard_op(node) or node.op_type not in scheme.int8_ops:
+            continue
+        if node.op_type in COMPUTE_OPS:
+            reason = _compute_float_reason(node, scheme)
+            if reason is not None:
+                float_reasons[label_of(node)] = reason
+                continue
+            quantizable.add(node)
+        elif scheme.placement == "inputs" or not any(
+                _is_float(v) and constant_array(v) is None for v in node.inputs):
             continue
         if is_excluded(node, exclude):
             float_reasons[label_of(node)] = "excluded"
             continue
-        if node.op_type in COMPUTE_OPS:
-            weight = constant_array(node.inputs[1]) if len(node.inputs) > 1 else None
-            if weight is None or weight.dtype != np.float32 or _weight_axis(node, weight) is None:
-                float_reasons[label_of(node)] = "weight is not a constant float32 tensor this op can quantize"
-                continue
-            if not _is_float(node.inputs[0]):
-                float_reasons[label_of(node)] = "input is not float32"
-                continue
-            depth = _reduction_depth(node, weight)
-            if depth < scheme.min_reduction_depth:
-                float_reasons[label_of(node)] = (f"sums over {depth} inputs per output: int8 is slower than float "
-                                                 f"below {scheme.min_reduction_depth} on {scheme.name}")
-                continue
-        elif scheme.placement == "inputs" or not any(
-                _is_float(v) and constant_array(v) is None for v in node.inputs):
-            continue
         chosen.add(node)
-    _drop_output_tail(graph, chosen, float_reasons)
+    _drop_output_tail(graph, chosen, quantizable, float_reasons)
     for node in all_nodes(model):
         if node.graph is not graph and node.op_type in COMPUTE_OPS:
             float_reasons[label_of(node)] = "inside a control-flow subgraph"
@@ -131,14 +139,18 @@ def plan_static_int8(model: ir.Model, scheme: Int8Scheme = ORT_X86, exclude: Seq
     return StaticInt8Plan(ordered, activations, groups, float_reasons)
 
 
-def _drop_output_tail(graph: ir.Graph, chosen: set[ir.Node], float_reasons: dict[str, str]) -> None:
+def _drop_output_tail(graph: ir.Graph, chosen: set[ir.Node], quantizable: set[ir.Node],
+                      float_reasons: dict[str, str]) -> None:
     """Keep float what follows the last compute layers: post-processing (box decoding, score sigmoids) and the
     final compute layers themselves. They cost little, and quantizing them puts the int8 step size straight
-    into the outputs (a uint8 box coordinate over a 320-pixel image moves by 1.25 pixels)."""
-    all_compute = {node for node in graph if node.op_type in COMPUTE_OPS}
-    feeding_any_compute = _feeding(graph, all_compute)
+    into the outputs (a uint8 box coordinate over a 320-pixel image moves by 1.25 pixels).
+
+    A layer is final when no `quantizable` compute layer is downstream: a float one there (YOLOv8's DFL
+    convolution, 16 inputs per output) is post-processing too. Layers the user excluded still count as int8
+    downstream, so excluding one never turns the layers before it float."""
+    feeding_any_compute = _feeding(graph, quantizable)
     for node in list(chosen):
-        if node in all_compute and node not in feeding_any_compute:
+        if node in quantizable and node not in feeding_any_compute:
             chosen.discard(node)
             float_reasons[label_of(node)] = "final layer before the outputs"
     int8_compute = {node for node in chosen if node.op_type in COMPUTE_OPS}

@@ -78,18 +78,40 @@ def test_smoothing_makes_int8_more_faithful(precision):
     assert any(line.startswith("SmoothQuant (alpha 0.5") for line in report.techniques)
 
 
-def test_a_layernorm_read_by_anything_but_a_matmul_is_left_alone():
+def test_other_readers_of_the_normalized_tensor_get_it_back_unsmoothed():
+    """Post-LN (BERT): the normalized tensor is also the residual stream and a graph output here."""
     rng = np.random.default_rng(3)
+    gamma = np.ones(128, np.float32)
+    gamma[7] = 50.0
     model = model_from_text("""
 <ir_version: 9, opset_import: ["" : 17]>
-g (float[1, 16, 128] x) => (float[1, 16, 32] y, float[1, 16, 128] r) {
+g (float[1, 16, 128] x) => (float[1, 16, 32] y, float[1, 16, 128] r, float[1, 16, 128] n) {
     n = LayerNormalization <axis = -1> (x, gamma, beta)
     y = MatMul (n, w)
+    r = Add (n, x)
+}
+""", gamma=gamma, beta=np.zeros(128, np.float32), w=rng.standard_normal((128, 32)).astype(np.float32))
+    samples = _samples(rng, 2)
+    before = _outputs(model_to_bytes(model), samples[0])
+    assert list(smooth_activations(model, samples)) == ["n"]
+    assert op_types(model) == ["LayerNormalization", "Mul", "MatMul", "Add"]
+    assert [v.name for v in model.graph.outputs] == ["y", "r", "n"]
+    after = _outputs(model_to_bytes(model), samples[0])
+    for name in ("y", "r", "n"):
+        np.testing.assert_allclose(after[name], before[name], rtol=1e-4, atol=1e-4)
+
+
+def test_a_layernorm_read_by_no_matmul_is_left_alone():
+    rng = np.random.default_rng(4)
+    model = model_from_text("""
+<ir_version: 9, opset_import: ["" : 17]>
+g (float[1, 16, 128] x) => (float[1, 16, 128] r) {
+    n = LayerNormalization <axis = -1> (x, gamma, beta)
     r = Relu (n)
 }
-""", gamma=np.ones(128, np.float32), beta=np.zeros(128, np.float32),
-        w=rng.standard_normal((128, 32)).astype(np.float32))
+""", gamma=np.ones(128, np.float32), beta=np.zeros(128, np.float32))
     assert smooth_activations(model, _samples(rng, 2)) == {}
+    assert op_types(model) == ["LayerNormalization", "Relu"]
 
 
 def test_alpha_outside_zero_one_is_a_usage_error():

@@ -38,8 +38,8 @@ def _small_cnn(rng):
         SMALL_CNN,
         w1=(rng.standard_normal((8, 4, 3, 3)) * 0.3).astype(np.float32), b1=rng.standard_normal(8).astype(np.float32),
         w2=(rng.standard_normal((8, 8, 3, 3)) * 0.2).astype(np.float32), b2=rng.standard_normal(8).astype(np.float32),
-        w3=rng.standard_normal((10, 16)).astype(np.float32), b3=rng.standard_normal(10).astype(np.float32),
-        w4=(rng.standard_normal((16, 16, 3, 3)) * 0.1).astype(np.float32),
+        w3=rng.standard_normal((10, 32)).astype(np.float32), b3=rng.standard_normal(10).astype(np.float32),
+        w4=(rng.standard_normal((32, 16, 3, 3)) * 0.1).astype(np.float32),
     )
     infer_shapes(model)
     return model
@@ -84,8 +84,7 @@ def test_onnxruntime_fuses_every_int8_op_and_the_result_stays_close(tmp_path):
     expected = [run(model, sample)["logits"] for sample in samples]
     quantize = _quantize(model, samples)
     assert quantize.precisions["c1"].startswith("int8") and quantize.precisions["c2"].startswith("int8")
-    # Both reasons hold for the 16-input classifier; the first one checked is the one reported.
-    assert quantize.precisions["logits"].startswith("float32 (sums over 16 inputs per output")
+    assert quantize.precisions["logits"] == "float32 (final layer before the outputs)"
     fused = _ort_optimized_ops(model, tmp_path)
     assert fused.count("QLinearConv") == 3
     assert {"QLinearSigmoid", "QLinearMul", "QLinearConcat"} <= set(fused)
@@ -142,3 +141,39 @@ def test_activation_params_keep_zero_exact(lo, hi, dtype, symmetric):
         assert info.min - 0.5 <= end / scale + int(zero_point) <= info.max + 0.5
     if symmetric:
         assert int(zero_point) == 0
+
+
+HEAD = """
+<ir_version: 9, opset_import: ["" : 17]>
+g (float[1, 32, 8, 8] x) => (float[1, 1, 8, 8] y) {
+    c1 = Conv <pads = [1, 1, 1, 1]> (x, w1)
+    c2 = Conv (c1, w2)
+    p = Softmax <axis = 1> (c2)
+    y = Conv (p, dfl)
+}
+"""
+
+
+def _head(rng):
+    model = model_from_text(HEAD, w1=(rng.standard_normal((32, 32, 3, 3)) * 0.1).astype(np.float32),
+                            w2=(rng.standard_normal((16, 32, 1, 1)) * 0.1).astype(np.float32),
+                            dfl=np.arange(16, dtype=np.float32).reshape(1, 16, 1, 1))
+    infer_shapes(model)
+    return model
+
+
+def test_a_layer_feeding_only_a_float_dfl_conv_is_a_final_layer():
+    plan = plan_static_int8(_head(np.random.default_rng(0)), ORT_X86)
+    assert plan.float_reasons["y"].startswith("sums over 16 inputs")
+    assert plan.float_reasons["c2"] == "final layer before the outputs"
+    assert [node.outputs[0].name for node in plan.nodes] == ["c1"]
+
+
+def test_excluding_the_last_int8_layer_keeps_the_one_before_it_int8():
+    plan = plan_static_int8(_head(np.random.default_rng(0)), ORT_X86, exclude=("*",))
+    assert plan.nodes == []
+    model = _head(np.random.default_rng(0))
+    model.graph.node(1).name = "last"
+    plan = plan_static_int8(model, ORT_X86, exclude=("last",))
+    assert plan.float_reasons["last"] == "excluded"
+    assert [node.outputs[0].name for node in plan.nodes] == ["c1"]
