@@ -77,9 +77,9 @@ def test_yolov8n_int8_against_onnxruntime_quantize_static(benchmark, yolo_int8, 
           f"FP32 {fp32_ms:.2f} ms ({vs_fp32:.2f}x); worst cosine {min(cosines):.5f}")
     assert min(cosines) >= 0.999
     assert not missing, f"detections changed: {missing}"
-    # The issue's target is 1.15x, not met: both models run the same QLinear kernels and this shared machine
-    # measures 0.86-1.00x (see docs/quantization-notes.md). The floor only catches falling clearly behind.
-    assert ratio >= 0.8, f"hwopt INT8 {ratio:.2f}x of ORT's quantize_static"
+    # The issue's target is 1.15x: measured 1.04-1.18x in this harness and 1.11-1.13x with ORT's spinning threads
+    # off (docs/quantization-notes.md), so not held in every run. The floor catches losing the lead.
+    assert ratio >= 0.95, f"hwopt INT8 {ratio:.2f}x of ORT's quantize_static"
 
 
 def test_minilm_dynamic_int8_against_fp32(benchmark, tmp_path):
@@ -101,7 +101,8 @@ def test_minilm_dynamic_int8_against_fp32(benchmark, tmp_path):
     print(f"\nminilm int8-dynamic: {ours_ms:.2f} ms vs FP32 {fp32_ms:.2f} ms ({ratio:.2f}x); pooled cosine mean "
           f"{np.mean(cosines):.4f}, worst {min(cosines):.4f}")
     assert min(cosines) >= 0.99
-    assert ratio >= 1.5  # target 2.2x: 2.20x measured in one run, 1.78x under load (docs/quantization-notes.md)
+    # Target 2.2x: 2.27-2.37x on a quiet machine, 1.78x once under load (docs/quantization-notes.md).
+    assert ratio >= 1.5
 
 
 TOOL_SCRIPT = """
