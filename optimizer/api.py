@@ -378,6 +378,12 @@ def _plan(profile: TargetProfile, precision: str | None, quantization: Quantizat
     """The target's plan and the quantization options at the plan's precision."""
     options, requested = _quantization_options(precision, quantization, calibration)
     plan = make_plan(profile, requested, calibrated=options.calibration is not None, runtime=runtime)
+    if requested is None and plan.precision not in ("int8", "int8-dynamic") and (
+            options.bias_correction or options.smooth_quant is not None):
+        flag = "--bias-correction" if options.bias_correction else "--smooth-quant"
+        raise UsageError(f"{flag} needs an int8 precision, but target '{profile.name}' planned {plan.precision}"
+                         + ("" if options.calibration is not None else " (no --calibration was given)")
+                         + ": give --precision int8 or int8-dynamic")
     options = dataclasses.replace(options, precision=plan.precision)
     check_precision(plan)
     return plan, options

@@ -184,15 +184,17 @@ def _runtime_quantizes(backend: str, options: QuantizationOptions) -> bool:
 
     - OpenVINO's INT8 comes from NNCF, its own quantizer, when calibration data is given: it knows which of the
       plugin's fusions want int8 inputs (residual Adds, Concat, pooling) and handles transformers (SmoothQuant,
-      float Softmax paths), where hwopt's static INT8 breaks MiniLM (docs/targets-notes.md). Exclusions and an
-      accuracy budget are hwopt's own options, so with those hwopt's QDQ is used.
+      float Softmax paths), where hwopt's static INT8 breaks MiniLM (docs/targets-notes.md). Exclusions, an
+      accuracy budget, bias correction and SmoothQuant are hwopt's own options, so with those hwopt's QDQ is
+      used.
     - LiteRT's every precision: hwopt's TFLite writer converts float graphs, and the backend lowers the converted
       graph itself (FP16 weights, dynamic-range INT8, full-integer INT8 from ranges calibrated on the float
       model), which is what TFLite's integer kernels expect; QDQ or ORT's contrib ops have no TFLite form."""
     if backend == "tflite":
         return options.quantized
     return (backend == "openvino" and options.precision == "int8" and options.calibration is not None
-            and not options.exclude and options.max_accuracy_drop is None)
+            and not options.exclude and options.max_accuracy_drop is None and not options.bias_correction
+            and options.smooth_quant is None)
 
 
 def _check_runtime_quantization(backend: str, options: QuantizationOptions) -> None:
@@ -205,6 +207,9 @@ def _check_runtime_quantization(backend: str, options: QuantizationOptions) -> N
     if options.exclude or options.max_accuracy_drop is not None:
         raise UsageError("tflite lowers the whole TFLite graph to one precision: --exclude and "
                          "--max-accuracy-drop are not supported for it")
+    if options.bias_correction or options.smooth_quant is not None:
+        raise UsageError("tflite quantizes the converted TFLite graph itself: --bias-correction and "
+                         "--smooth-quant are not supported for it")
 
 
 def _runtime_quantization_note(backend: str, options: QuantizationOptions,

@@ -31,6 +31,7 @@ from optimizer.quantization.metrics import BUILTIN_METRICS
 from optimizer.quantization.options import (
     DEFAULT_CALIBRATION_SAMPLES,
     DEFAULT_MIN_COSINE,
+    DEFAULT_SMOOTH_QUANT_ALPHA,
     PRECISIONS,
     RANGE_METHODS,
     QuantizationOptions,
@@ -187,9 +188,11 @@ def _quantization_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--bias-correction", action="store_true",
                        help="int8: shift each int8 layer's bias by the mean error its int8 weights add, measured "
                        "on the calibration data")
-    group.add_argument("--smooth-quant", type=float, nargs="?", const=0.5, metavar="ALPHA",
+    group.add_argument("--smooth-quant", action="store_true",
                        help="int8/int8-dynamic: SmoothQuant, moving activation outliers into the weights of the "
-                       "MatMuls after each LayerNormalization (alpha default 0.5)")
+                       "MatMuls after each LayerNormalization")
+    group.add_argument("--smooth-quant-alpha", type=float, metavar="A",
+                       help="how much of the outliers move into the weights, 0..1 (default 0.5)")
     group.add_argument("--int4-block-size", type=positive_int, default=32, metavar="N",
                        help="block size of int4 weights (default 32)")
     group.add_argument("--max-accuracy-drop", type=float, metavar="D",
@@ -271,6 +274,14 @@ def _frozen(args: argparse.Namespace) -> dict[str, float | int] | None:
     return frozen or None
 
 
+def _smooth_quant_alpha(args: argparse.Namespace) -> float | None:
+    if args.smooth_quant_alpha is not None and not args.smooth_quant:
+        raise UsageError("--smooth-quant-alpha is only used with --smooth-quant")
+    if not args.smooth_quant:
+        return None
+    return DEFAULT_SMOOTH_QUANT_ALPHA if args.smooth_quant_alpha is None else args.smooth_quant_alpha
+
+
 def _quantization_options(args: argparse.Namespace):
     from optimizer.quantization.metrics import load_eval_data, resolve_metric
 
@@ -290,7 +301,7 @@ def _quantization_options(args: argparse.Namespace):
         exclude=tuple(args.exclude),
         int4_block_size=args.int4_block_size,
         bias_correction=args.bias_correction,
-        smooth_quant=args.smooth_quant,
+        smooth_quant=_smooth_quant_alpha(args),
         max_accuracy_drop=args.max_accuracy_drop,
         metric=metric,
         eval_data=eval_data,

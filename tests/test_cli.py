@@ -134,10 +134,25 @@ def test_int8_without_calibration_warns_loudly_and_reports_layers(demo_path, tmp
     assert any(p.startswith("int8") for p in report["quantization"]["layers"].values())
 
 
+def test_smooth_quant_and_bias_correction_flags_before_the_model(demo_path, tmp_path, capsys):
+    out = tmp_path / "int8"
+    code = main(["--smooth-quant", "--bias-correction", str(demo_path), "-o", str(out), "--precision", "int8",
+                 "--no-benchmark", "--threads", "1", "--target", "cpu", "--runtime", "onnxruntime"])
+    assert code == 0, capsys.readouterr().err
+    techniques = json.loads((out / "report.json").read_text())["quantization"]["techniques"]
+    assert any(line.startswith("bias correction") for line in techniques), techniques
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--precision", "int3"], "invalid choice: 'int3'"),
     (["--precision", "int8", "--metric", "top1"], "--metric needs --eval-data"),
     (["--precision", "int8", "--calibration", "nowhere/"], "no such calibration file or folder"),
+    (["--precision", "fp16", "--bias-correction"], "bias correction applies to static int8, not fp16"),
+    (["--precision", "int8", "--smooth-quant-alpha", "0.7"], "--smooth-quant-alpha is only used with --smooth-quant"),
+    (["--precision", "int8", "--smooth-quant", "--smooth-quant-alpha", "1.5"], "alpha must be in (0, 1)"),
+    (["--target", "cpu", "--smooth-quant"], "--smooth-quant needs an int8 precision, but target 'cpu' planned fp32"),
+    (["--target", "rpi4", "--precision", "int8", "--bias-correction"], "--bias-correction and --smooth-quant are "
+     "not supported for it"),
 ])
 def test_bad_quantization_options_are_usage_errors(demo_path, tmp_path, capsys, argv, message):
     code = main([str(demo_path), "-o", str(tmp_path / "bad"), "--no-benchmark", *argv])

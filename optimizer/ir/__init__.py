@@ -17,6 +17,8 @@ from optimizer.ir.graph_info import (
     input_specs,
     is_standard_op,
     op_histogram,
+    unique_name,
+    value_names,
 )
 from optimizer.ir.model_io import (
     EXTERNAL_DATA_THRESHOLD_BYTES,
@@ -50,6 +52,8 @@ __all__ = [
     "op_histogram",
     "save_model",
     "to_proto",
+    "unique_name",
     "upgrade_opset",
     "validate_model",
+    "value_names",
 ]

@@ -91,3 +91,19 @@ def _dims(shape: ir.Shape | None) -> tuple[int | str | None, ...] | None:
         else:
             dims.append(dim.value)  # SymbolicDim: a name, or None when anonymous
     return tuple(dims)
+
+
+def value_names(graph: ir.Graph) -> set[str]:
+    """Every tensor name the main graph uses: its inputs, initializers and node outputs."""
+    names = {value.name for value in graph.inputs} | set(graph.initializers)
+    names.update(value.name for node in graph for value in node.outputs if value.name)
+    return names
+
+
+def unique_name(taken: set[str], name: str) -> str:
+    """`name`, or `name` with a counter when `taken` has it; the result is added to `taken`."""
+    candidate, counter = name, 1
+    while candidate in taken:
+        candidate, counter = f"{name}_{counter}", counter + 1
+    taken.add(candidate)
+    return candidate

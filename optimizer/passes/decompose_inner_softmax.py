@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from optimizer.ir import default_opset_version, is_standard_op
+from optimizer.ir import default_opset_version, is_standard_op, unique_name, value_names
 from optimizer.passes.base import OptimizerPass
 
 # Softmax before opset 13 flattens every axis from `axis` on into one; only the single-axis form is rewritten.
@@ -32,11 +32,12 @@ class DecomposeInnerSoftmax(OptimizerPass):
         if opset < _SINGLE_AXIS_SOFTMAX:
             return 0
         rewrites = 0
+        taken = value_names(model.graph)
         for node in list(model.graph):
             axis = _inner_axis(node)
             if axis is None:
                 continue
-            _decompose(model.graph, node, axis, opset)
+            _decompose(model.graph, node, axis, opset, taken)
             rewrites += 1
         return rewrites
 
@@ -54,10 +55,12 @@ def _inner_axis(node: ir.Node) -> int | None:
     return axis if 0 <= axis < rank - 1 else None
 
 
-def _decompose(graph: ir.Graph, softmax: ir.Node, axis: int, opset: int) -> None:
+def _decompose(graph: ir.Graph, softmax: ir.Node, axis: int, opset: int, taken: set[str]) -> None:
+    """Replace `softmax` by its steps; `taken` (the graph's tensor names) gets the new names."""
     name = softmax.name or softmax.outputs[0].name or "softmax"
     x = softmax.inputs[0]
-    axes = ir.Value(name=f"{name}_axes", const_value=ir.tensor(np.array([axis], dtype=np.int64)))
+    axes = ir.Value(name=unique_name(taken, f"{name}_axes"),
+                    const_value=ir.tensor(np.array([axis], dtype=np.int64)))
     axes.type, axes.shape = ir.TensorType(ir.DataType.INT64), ir.Shape([1])
     graph.register_initializer(axes)
     if opset >= _REDUCE_MAX_AXES_INPUT:
@@ -72,13 +75,13 @@ def _decompose(graph: ir.Graph, softmax: ir.Node, axis: int, opset: int) -> None
     reduced = ir.Shape([1 if i == axis else dim for i, dim in enumerate(x.shape)])
     for step in steps:
         out = step.outputs[0]
-        out.name = f"{step.name}_output"
+        out.name = unique_name(taken, f"{step.name}_output")
         out.type = x.type
-        out.shape = reduced if step.op_type.startswith("Reduce") else x.shape
+        out.shape = reduced if step.op_type.startswith("Reduce") else ir.Shape(list(x.shape))
     graph.insert_before(softmax, steps)
     old = softmax.outputs[0]
     result = ratio.outputs[0]
-    result.name, old.name = old.name, f"{old.name}_softmax"
+    result.name, old.name = old.name, unique_name(taken, f"{old.name}_softmax")
     result.shape = old.shape or x.shape
     old.replace_all_uses_with(result, replace_graph_outputs=True)
     graph.remove(softmax, safe=True)

@@ -28,19 +28,19 @@ from optimizer.backends.onnxruntime import create_session, measure_latency
 from optimizer.errors import UsageError
 from optimizer.ir import from_proto, input_specs, model_to_bytes, to_proto
 from optimizer.progress import report_progress
-from optimizer.quantization.options import QuantizationOptions
+from optimizer.quantization.options import MAX_BUDGET_EVAL_SAMPLES, QuantizationOptions
 from optimizer.quantization.quantize import (
     QuantizationReport,
     calibrate_static_int8,
-    smooth_for_int8,
     preprocessing,
     quantize_model,
+    smooth_for_int8,
 )
 from optimizer.verify import cosine
 
 logger = logging.getLogger("optimizer")
 
-MAX_EVAL_SAMPLES = 256
+MAX_EVAL_SAMPLES = MAX_BUDGET_EVAL_SAMPLES
 # Sensitivity probes cost one quantize + evaluation each; beyond this many layers, the first ones in graph order
 # are probed.
 MAX_PROBED_LAYERS = 96

@@ -93,12 +93,21 @@ def _takes_bias(node: ir.Node) -> bool:
 
 
 def _shift_bias(graph: ir.Graph, node: ir.Node, error: np.ndarray) -> bool:
-    """bias -= error on the float model's `node`; False when its bias is not a constant of that size."""
+    """Take `error` off the output of the float model's `node` through its bias; False when its bias is not a
+    constant of that size (or a Gemm scales it by beta 0)."""
+    if node.op_type == "Gemm":
+        beta = node.attributes.get_float("beta", 1.0)
+        if beta == 0.0:
+            return False
+        error = (error / beta).astype(np.float32)  # Gemm adds beta * C
     if len(node.inputs) > 2 and node.inputs[2] is not None:
         bias = constant_array(node.inputs[2])
         if bias is None or bias.size not in (1, error.size):
             return False
-        corrected = (np.broadcast_to(bias, error.shape) - error).astype(np.float32)
+        if bias.size == error.size:
+            corrected = (bias.reshape(-1) - error).reshape(bias.shape).astype(np.float32)
+        else:
+            corrected = (bias.reshape(-1)[0] - error).astype(np.float32)
     else:
         corrected = -error
     value = add_initializer(graph, f"{label_of(node)}_corrected_bias", corrected)

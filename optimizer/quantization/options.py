@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,10 @@ DEFAULT_MIN_COSINE = {
     "int4": 0.95,
 }
 DEFAULT_CALIBRATION_SAMPLES = 128
+DEFAULT_SMOOTH_QUANT_ALPHA = 0.5
+"""SmoothQuant's own default for BERT-sized models."""
+MAX_BUDGET_EVAL_SAMPLES = 256
+"""The accuracy budget scores candidates on at most this many samples."""
 
 Metric = Callable[[list[dict[str, Any]], Any], float]
 
@@ -70,9 +75,23 @@ class QuantizationOptions:
             raise UsageError(f"bias correction applies to static int8, not {self.precision}")
         if self.smooth_quant is not None and self.precision not in (None, "int8", "int8-dynamic"):
             raise UsageError(f"SmoothQuant applies to int8 and int8-dynamic, not {self.precision}")
+        if _is_one_shot(self.calibration):
+            # Calibration, SmoothQuant, bias correction and the accuracy budget each read the samples: a
+            # generator would be empty after the first. The samples any of them reads are kept in memory (the
+            # budget evaluates on up to 256 when no evaluation data is given), as the first reader would.
+            kept = max(self.calibration_samples, MAX_BUDGET_EVAL_SAMPLES)
+            object.__setattr__(self, "calibration", list(itertools.islice(self.calibration, kept)))
         if isinstance(self.exclude, str):
             object.__setattr__(self, "exclude", (self.exclude,))
 
     @property
     def quantized(self) -> bool:
         return self.precision not in (None, "fp32")
+
+
+def _is_one_shot(source: Any) -> bool:
+    """An iterator that is its own iterable (a generator): it can be read once only."""
+    try:
+        return source is not None and not isinstance(source, (str, bytes, dict)) and iter(source) is source
+    except TypeError:
+        return False

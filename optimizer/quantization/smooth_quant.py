@@ -24,10 +24,11 @@ import onnx_ir as ir
 from optimizer.inputs import Feeds
 from optimizer.ir import is_standard_op
 from optimizer.quantization.calibration import collect_channel_statistics
+from optimizer.quantization.options import DEFAULT_SMOOTH_QUANT_ALPHA
 from optimizer.quantization.static_int8 import label_of
 from optimizer.quantization.weights import add_initializer, constant_array
 
-DEFAULT_ALPHA = 0.5
+DEFAULT_ALPHA = DEFAULT_SMOOTH_QUANT_ALPHA
 DEFAULT_SAMPLES = 32
 # Bounds on s: a channel that is all but silent in X or in W would otherwise get a factor that overflows the
 # other side's range.

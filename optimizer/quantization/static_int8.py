@@ -100,6 +100,29 @@ def _compute_float_reason(node: ir.Node, scheme: Int8Scheme) -> str | None:
     return None
 
 
+# A constant factor quantized with one scale may move each element by up to this much of its own value: beyond,
+# the Mul stays float (SmoothQuant's per-channel factors span 2-200, which one uint8 scale turns into 14% errors).
+MAX_FACTOR_ERROR = 0.02
+
+
+def _constants_fit_one_scale(node: ir.Node, scheme: Int8Scheme) -> bool:
+    """Whether every constant float operand of `node` survives quantization to one activation scale within
+    MAX_FACTOR_ERROR of each element (as _quantize_constant_operands quantizes it)."""
+    info = np.iinfo(scheme.activation_dtype)
+    for value in node.inputs:
+        array = constant_array(value)
+        if array is None or array.dtype != np.float32 or array.size <= 1:
+            continue
+        scale, zero_point = activation_params(float(array.min()), float(array.max()), scheme.activation_dtype,
+                                              scheme.symmetric_activations)
+        restored = (np.clip(np.rint(array / scale) + int(zero_point), info.min, info.max) - int(zero_point)) * scale
+        nonzero = array != 0
+        relative = np.abs(restored[nonzero] - array[nonzero]) / np.abs(array[nonzero])
+        if relative.size and relative.max() > MAX_FACTOR_ERROR:
+            return False
+    return True
+
+
 def label_of(node: ir.Node) -> str:
     """How the precision table names a node: its name, else its first output, else its op type."""
     return node.name or node.outputs[0].name or node.op_type
@@ -122,6 +145,8 @@ def plan_static_int8(model: ir.Model, scheme: Int8Scheme = ORT_X86, exclude: Seq
             quantizable.add(node)
         elif scheme.placement == "inputs" or not any(
                 _is_float(v) and constant_array(v) is None for v in node.inputs):
+            continue
+        elif node.op_type == "Mul" and not _constants_fit_one_scale(node, scheme):
             continue
         if is_excluded(node, exclude):
             float_reasons[label_of(node)] = "excluded"

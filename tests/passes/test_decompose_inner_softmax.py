@@ -68,3 +68,20 @@ g (float[2, 5, 3] x) => (float[2, 5, 3] y, float[2, 5, 3] z) {
     assert "Softmax" not in op_types(model)
     assert [v.name for v in model.graph.outputs] == ["y", "z"]
     assert_equivalent(original, model, rtol=1e-5, atol=1e-6)
+
+
+def test_names_already_in_the_graph_are_not_reused():
+    """An initializer and a tensor named like the new ones (from the node name "Softmax") stay as they are."""
+    model = model_from_text("""
+<ir_version: 9, opset_import: ["" : 18]>
+g (float[2, 5, 3] x) => (float[2, 5, 3] y, float[2, 5, 3] z, float[2, 1, 3] Softmax_max_output) {
+    y = Softmax <axis = 1> (x)
+    z = Softmax <axis = 1> (y)
+    Softmax_max_output = ReduceMin <keepdims = 1> (x, Softmax_axes)
+}
+""", Softmax_axes=np.array([1], np.int64))
+    model.graph.node(0).name = "Softmax"
+    original = model_to_bytes(model)
+    DecomposeInnerSoftmax()(model)
+    assert op_types(model).count("Exp") == 2
+    assert_equivalent(original, model, rtol=1e-5, atol=1e-6)

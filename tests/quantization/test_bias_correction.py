@@ -1,12 +1,14 @@
 import numpy as np
 import pytest
 
+from optimizer.errors import UsageError
 from optimizer.ir import infer_shapes, model_to_bytes
 from optimizer.quantization.bias_correction import correct_biases
 from optimizer.quantization.calibration.collect import collect_statistics
 from optimizer.quantization.options import QuantizationOptions
 from optimizer.quantization.quantize import quantize_model
 from optimizer.quantization.schemes import ORT_X86
+from optimizer.quantization.weights import constant_array
 from optimizer.quantization.static_int8 import QuantizeStaticInt8, StaticInt8Config, plan_static_int8
 from optimizer.testing import model_from_text
 from optimizer.verify import run_reference
@@ -99,7 +101,40 @@ def test_quantize_model_reports_the_correction_per_layer():
 
 
 def test_bias_correction_is_refused_for_other_precisions():
-    from optimizer.errors import UsageError
-
     with pytest.raises(UsageError, match="bias correction applies to static int8"):
         QuantizationOptions(precision="fp16", bias_correction=True)
+
+
+GEMMS = """
+<ir_version: 9, opset_import: ["" : 17]>
+g (float[4, 64] x) => (float[4, 8] y) {
+    r = Relu (x)
+    g1 = Gemm <transB = 1, beta = 0.5> (r, w1, b1)
+    a = Relu (g1)
+    y = Gemm <transB = 1> (a, w2, b2)
+}
+"""
+
+
+def test_a_gemm_bias_scaled_by_beta_and_shaped_1_by_n_is_corrected_in_full():
+    rng = np.random.default_rng(4)
+    model = model_from_text(GEMMS, w1=_coarse_weights(rng, (64, 64)), b1=np.zeros((1, 64), np.float32),
+                            w2=_coarse_weights(rng, (8, 64)), b2=np.zeros(8, np.float32))
+    infer_shapes(model)
+    samples = [{"x": rng.standard_normal((4, 64)).astype(np.float32)} for _ in range(16)]
+    float_bytes = model_to_bytes(model)
+    config = _config(model, samples)
+    trial = model.clone()
+    QuantizeStaticInt8(config)(trial)
+
+    def g1_error(quantized):
+        data = model_to_bytes(quantized)
+        return float(np.abs(np.mean([
+            _outputs(data, s)["y"].mean(axis=0) - _outputs(float_bytes, s)["y"].mean(axis=0) for s in samples],
+            axis=0)).mean())
+
+    before = g1_error(trial)
+    assert set(correct_biases(model, config, samples)) == {"g1"}
+    assert constant_array(model.graph.node(1).inputs[2]).shape == (1, 64)
+    QuantizeStaticInt8(config)(model)
+    assert g1_error(model) < before / 3

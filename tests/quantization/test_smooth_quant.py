@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
 
+from optimizer.errors import UsageError
 from optimizer.ir import infer_shapes, model_to_bytes
 from optimizer.quantization.options import QuantizationOptions
 from optimizer.quantization.quantize import quantize_model
 from optimizer.quantization.smooth_quant import smooth_activations
 from optimizer.testing import model_from_text, op_types
-from optimizer.verify import run_reference
-from optimizer.verify import cosine
+from optimizer.verify import cosine, run_reference
 
 # A transformer block's first half: LayerNorm whose scale has two outlier channels, read by two projections.
 BLOCK = """
@@ -101,6 +101,28 @@ g (float[1, 16, 128] x) => (float[1, 16, 32] y, float[1, 16, 128] r, float[1, 16
         np.testing.assert_allclose(after[name], before[name], rtol=1e-4, atol=1e-4)
 
 
+def test_static_int8_keeps_the_restoring_factors_float():
+    """One uint8 scale cannot hold factors spanning 1-20 within 2% each: that Mul stays float."""
+    rng = np.random.default_rng(5)
+    gamma = np.ones(128, np.float32)
+    gamma[[7, 90]] = 400.0
+    model = model_from_text("""
+<ir_version: 9, opset_import: ["" : 17]>
+g (float[1, 16, 128] x) => (float[1, 16, 64] y) {
+    n = LayerNormalization <axis = -1> (x, gamma, beta)
+    q = MatMul (n, wq)
+    r = Add (n, x)
+    m = MatMul (r, wo)
+    y = MatMul (m, w3)
+}
+""", gamma=gamma, beta=np.zeros(128, np.float32), wq=rng.standard_normal((128, 64)).astype(np.float32),
+        wo=rng.standard_normal((128, 64)).astype(np.float32), w3=rng.standard_normal((64, 64)).astype(np.float32))
+    model.graph.outputs.append(next(node.outputs[0] for node in model.graph if node.outputs[0].name == "q"))
+    quantize_model(model, QuantizationOptions(precision="int8", calibration=_samples(rng, 4), smooth_quant=0.5))
+    restore = next(node for node in model.graph if node.op_type == "Mul")
+    assert restore.inputs[1].const_value is not None  # the float factors, not a DequantizeLinear
+
+
 def test_a_layernorm_read_by_no_matmul_is_left_alone():
     rng = np.random.default_rng(4)
     model = model_from_text("""
@@ -115,7 +137,15 @@ g (float[1, 16, 128] x) => (float[1, 16, 128] r) {
 
 
 def test_alpha_outside_zero_one_is_a_usage_error():
-    from optimizer.errors import UsageError
-
     with pytest.raises(UsageError, match="SmoothQuant alpha must be in"):
         QuantizationOptions(precision="int8", smooth_quant=1.5)
+
+
+def test_calibration_from_a_generator_serves_smoothing_calibration_and_bias_correction():
+    rng = np.random.default_rng(6)
+    samples = _samples(rng, 6)
+    model = _model(np.random.default_rng(2))
+    report = quantize_model(model, QuantizationOptions(precision="int8", calibration=(s for s in samples),
+                                                       smooth_quant=0.5, bias_correction=True))
+    assert report.calibration_samples == 6
+    assert [line.split(" ")[0] for line in report.techniques] == ["SmoothQuant", "bias"]
