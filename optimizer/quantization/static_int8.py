@@ -153,6 +153,7 @@ def plan_static_int8(model: ir.Model, scheme: Int8Scheme = ORT_X86, exclude: Seq
             continue
         chosen.add(node)
     _drop_output_tail(graph, chosen, quantizable, float_reasons)
+    _keep_float_after_float_layers(graph, chosen)
     for node in all_nodes(model):
         if node.graph is not graph and node.op_type in COMPUTE_OPS:
             float_reasons[label_of(node)] = "inside a control-flow subgraph"
@@ -183,6 +184,21 @@ def _drop_output_tail(graph: ir.Graph, chosen: set[ir.Node], quantizable: set[ir
     for node in list(chosen):
         if node not in int8_compute and node not in feeding:
             chosen.discard(node)
+
+
+def _keep_float_after_float_layers(graph: ir.Graph, chosen: set[ir.Node]) -> None:
+    """Ops that read only float layers' outputs (the activation after a layer kept float) stay float too, so
+    the tensor is quantized once, after them: the runtime runs them on the float output it already has (ORT
+    fuses SiLU into one QuickGelu there) instead of quantizing, running two int8 ops and requantizing. On
+    yolov8n's float stem (the SiLU of a [1, 16, 160, 160] tensor) one A/B measured the whole INT8 model 2%
+    faster, others within noise; the output cosine rose from 0.99975 to 0.99984."""
+    floating = {node for node in graph if node.op_type in COMPUTE_OPS and node not in chosen}
+    for node in graph:
+        if node in chosen and node.op_type not in COMPUTE_OPS:
+            computed = [v for v in node.inputs if _is_float(v) and constant_array(v) is None]
+            if computed and all(v.producer() in floating for v in computed):
+                chosen.discard(node)
+                floating.add(node)
 
 
 def _feeding(graph: ir.Graph, targets: set[ir.Node]) -> set[ir.Node]:

@@ -177,3 +177,24 @@ def test_excluding_the_last_int8_layer_keeps_the_one_before_it_int8():
     plan = plan_static_int8(model, ORT_X86, exclude=("last",))
     assert plan.float_reasons["last"] == "excluded"
     assert [node.outputs[0].name for node in plan.nodes] == ["c1"]
+
+
+def test_the_activation_after_a_float_layer_stays_float_and_is_quantized_once_after_it():
+    model = model_from_text("""
+<ir_version: 9, opset_import: ["" : 17]>
+g (float[1, 3, 16, 16] x) => (float[1, 8, 16, 16] y) {
+    stem = Conv <pads = [1, 1, 1, 1]> (x, w0)
+    s = Sigmoid (stem)
+    a = Mul (stem, s)
+    c1 = Conv <pads = [1, 1, 1, 1]> (a, w1)
+    s1 = Sigmoid (c1)
+    a1 = Mul (c1, s1)
+    y = Conv <pads = [1, 1, 1, 1]> (a1, w2)
+}
+""", w0=np.full((16, 3, 3, 3), 0.1, np.float32), w1=np.full((16, 16, 3, 3), 0.01, np.float32),
+        w2=np.full((8, 16, 3, 3), 0.01, np.float32))
+    infer_shapes(model)
+    plan = plan_static_int8(model, ORT_X86)
+    assert plan.float_reasons["stem"].startswith("sums over 27 inputs")
+    assert [node.outputs[0].name for node in plan.nodes] == ["c1"]  # y is final: its SiLU input stays float
+    assert "a" in plan.activations and "stem" not in plan.activations
