@@ -193,8 +193,7 @@ def _runtime_quantizes(backend: str, options: QuantizationOptions) -> bool:
     if backend == "tflite":
         return options.quantized
     return (backend == "openvino" and options.precision == "int8" and options.calibration is not None
-            and not options.exclude and options.max_accuracy_drop is None and not options.bias_correction
-            and options.smooth_quant is None)
+            and not options.uses_hwopt_int8_options)
 
 
 def _check_runtime_quantization(backend: str, options: QuantizationOptions) -> None:

@@ -11,6 +11,7 @@ import onnx_ir as ir
 
 from optimizer.ir.graph_info import (
     InputSpec,
+    all_names,
     all_nodes,
     count_nodes,
     initializer_bytes,
@@ -18,7 +19,6 @@ from optimizer.ir.graph_info import (
     is_standard_op,
     op_histogram,
     unique_name,
-    value_names,
 )
 from optimizer.ir.model_io import (
     EXTERNAL_DATA_THRESHOLD_BYTES,
@@ -36,6 +36,7 @@ from optimizer.ir.shapes import clear_intermediate_shapes, infer_shapes
 __all__ = [
     "EXTERNAL_DATA_THRESHOLD_BYTES",
     "InputSpec",
+    "all_names",
     "all_nodes",
     "clear_intermediate_shapes",
     "count_nodes",
@@ -55,5 +56,4 @@ __all__ = [
     "unique_name",
     "upgrade_opset",
     "validate_model",
-    "value_names",
 ]

@@ -93,17 +93,25 @@ def _dims(shape: ir.Shape | None) -> tuple[int | str | None, ...] | None:
     return tuple(dims)
 
 
-def value_names(graph: ir.Graph) -> set[str]:
-    """Every tensor name the main graph uses: its inputs, initializers and node outputs."""
-    names = {value.name for value in graph.inputs} | set(graph.initializers)
-    names.update(value.name for node in graph for value in node.outputs if value.name)
+
+def all_names(model: ir.Model) -> set[str]:
+    """Every value and node name in the model, subgraphs included, for passes that add nodes with fresh names."""
+    names: set[str] = set()
+    for graph in model.graphs():
+        names.update(value.name for value in graph.inputs if value.name)
+        names.update(graph.initializers)
+        for node in graph:
+            if node.name:
+                names.add(node.name)
+            names.update(value.name for value in node.outputs if value.name)
     return names
 
 
-def unique_name(taken: set[str], name: str) -> str:
-    """`name`, or `name` with a counter when `taken` has it; the result is added to `taken`."""
-    candidate, counter = name, 1
-    while candidate in taken:
-        candidate, counter = f"{name}_{counter}", counter + 1
-    taken.add(candidate)
-    return candidate
+def unique_name(taken: set[str], base: str) -> str:
+    """`base`, or `base` with a counter when `taken` has it; the name returned is added to `taken`."""
+    name, suffix = base, 1
+    while name in taken:
+        name = f"{base}_{suffix}"
+        suffix += 1
+    taken.add(name)
+    return name

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from optimizer.ir import default_opset_version, is_standard_op, unique_name, value_names
+from optimizer.ir import all_names, default_opset_version, is_standard_op, unique_name
 from optimizer.passes.base import OptimizerPass
 
 # Softmax before opset 13 flattens every axis from `axis` on into one; only the single-axis form is rewritten.
@@ -31,15 +31,11 @@ class DecomposeInnerSoftmax(OptimizerPass):
         opset = default_opset_version(model)
         if opset < _SINGLE_AXIS_SOFTMAX:
             return 0
-        rewrites = 0
-        taken = value_names(model.graph)
-        for node in list(model.graph):
-            axis = _inner_axis(node)
-            if axis is None:
-                continue
+        found = [(node, axis) for node in model.graph if (axis := _inner_axis(node)) is not None]
+        taken = all_names(model) if found else set()
+        for node, axis in found:
             _decompose(model.graph, node, axis, opset, taken)
-            rewrites += 1
-        return rewrites
+        return len(found)
 
 
 def _inner_axis(node: ir.Node) -> int | None:
@@ -82,6 +78,6 @@ def _decompose(graph: ir.Graph, softmax: ir.Node, axis: int, opset: int, taken: 
     old = softmax.outputs[0]
     result = ratio.outputs[0]
     result.name, old.name = old.name, unique_name(taken, f"{old.name}_softmax")
-    result.shape = old.shape or x.shape
+    result.shape = old.shape or result.shape
     old.replace_all_uses_with(result, replace_graph_outputs=True)
     graph.remove(softmax, safe=True)

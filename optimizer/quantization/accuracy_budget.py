@@ -40,7 +40,6 @@ from optimizer.verify import cosine
 
 logger = logging.getLogger("optimizer")
 
-MAX_EVAL_SAMPLES = MAX_BUDGET_EVAL_SAMPLES
 # Sensitivity probes cost one quantize + evaluation each; beyond this many layers, the first ones in graph order
 # are probed.
 MAX_PROBED_LAYERS = 96
@@ -150,15 +149,15 @@ def _eval_feeds(options: QuantizationOptions, model: ir.Model) -> list[dict[str,
     if options.metric is not None and options.eval_data is None:
         raise UsageError("an accuracy metric needs labeled evaluation data (eval_data and labels)")
     data = calibration_data(source, input_specs(model), preprocessing=preprocessing(options),
-                            limit=MAX_EVAL_SAMPLES)
-    feeds = list(data)  # calibration_data already stops at MAX_EVAL_SAMPLES
+                            limit=MAX_BUDGET_EVAL_SAMPLES)
+    feeds = list(data)  # calibration_data already stops at MAX_BUDGET_EVAL_SAMPLES
     if not feeds:
         raise UsageError("the accuracy budget needs at least one evaluation sample")
     return feeds
 
 
 def _first_labels(labels, count: int):
-    """The labels of the first `count` samples: evaluation stops at MAX_EVAL_SAMPLES, so the labels must too."""
+    """The labels of the first `count` samples: evaluation stops at MAX_BUDGET_EVAL_SAMPLES, so the labels must too."""
     try:
         return labels[:count] if len(labels) > count else labels
     except TypeError:  # no length or no slicing: the metric gets them as given

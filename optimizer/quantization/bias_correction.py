@@ -20,7 +20,8 @@ import onnx_ir as ir
 
 from optimizer.inputs import Feeds
 from optimizer.quantization.calibration import collect_channel_statistics
-from optimizer.quantization.static_int8 import QuantizeStaticInt8, StaticInt8Config, label_of
+from optimizer.quantization.selection import label_of
+from optimizer.quantization.static_int8 import QuantizeStaticInt8, StaticInt8Config
 from optimizer.quantization.weights import add_initializer, constant_array
 
 # Enough samples to pin channel means; more only costs time.

@@ -71,9 +71,9 @@ import onnx.defs  # operator schemas only: which inputs of an op may change type
 import onnx_ir as ir
 
 from optimizer.errors import UsageError
-from optimizer.ir import default_opset_version, infer_shapes
+from optimizer.ir import all_names, default_opset_version, infer_shapes, unique_name
 from optimizer.passes.base import OptimizerPass, PassConfig
-from optimizer.quantization.selection import is_excluded
+from optimizer.quantization.selection import is_excluded, label_of
 
 FLOAT32 = ir.DataType.FLOAT
 REDUCED_DTYPES = {"float16": ir.DataType.FLOAT16, "bfloat16": ir.DataType.BFLOAT16}
@@ -213,7 +213,7 @@ class _Conversion:
         self.precisions: dict[str, str] = {}
         self.converted_tensors = self.clipped_values = self.underflowed_values = self.casts_inserted = 0
         self._casts: dict[tuple[ir.Value, ir.DataType], ir.Value] = {}
-        self._taken_names = _all_names(model)
+        self._taken_names = all_names(model)
 
     # -- deciding -------------------------------------------------------------------------------------
 
@@ -227,15 +227,15 @@ class _Conversion:
             for body in _subgraphs(node):
                 for inner in ir.traversal.RecursiveGraphIterator(body):
                     if _touches_float32(inner):
-                        self.precisions[_label(inner)] = "float32 (inside a control-flow body)"
+                        self.precisions[label_of(inner)] = "float32 (inside a control-flow body)"
             if not _touches_float32(node):
                 continue
             plan = self._plan(node)
             if isinstance(plan, str):
-                self.precisions[_label(node)] = f"float32 ({plan})"
+                self.precisions[label_of(node)] = f"float32 ({plan})"
             else:
                 self.reduced[node] = plan
-                self.precisions[_label(node)] = self.config.dtype
+                self.precisions[label_of(node)] = self.config.dtype
             for index, output in enumerate(node.outputs):
                 if _is_float32(output):
                     self.in_reduced_region[output] = not isinstance(plan, str) and index in plan.outputs
@@ -286,7 +286,7 @@ class _Conversion:
         if is_excluded(node, patterns):
             return True
         # An unnamed node goes by its output's name, as in `precisions`.
-        return not node.name and any(fnmatch.fnmatchcase(_label(node), pattern) for pattern in patterns)
+        return not node.name and any(fnmatch.fnmatchcase(label_of(node), pattern) for pattern in patterns)
 
     def _reads_reduced(self, node: ir.Node, index: int) -> bool:
         plan = self.reduced.get(node)
@@ -309,9 +309,9 @@ class _Conversion:
         with_weights = {use.node for value in self.stored_reduced for use in value.uses()}
         for node in self.reduced:
             if node in with_weights:
-                self.precisions[_label(node)] = "bfloat16 weights, float32 compute"
+                self.precisions[label_of(node)] = "bfloat16 weights, float32 compute"
             else:
-                self.precisions[_label(node)] = "float32 (bfloat16 is storage only)"
+                self.precisions[label_of(node)] = "float32 (bfloat16 is storage only)"
 
     # -- changing the graph ---------------------------------------------------------------------------
 
@@ -377,7 +377,7 @@ class _Conversion:
             if wanted == {self.reduced_dtype}:
                 producer.attributes["to"] = ir.AttrInt64("to", self.reduced_dtype)
                 produced[value] = self.reduced_dtype
-                self.precisions[_label(producer)] = self.config.dtype
+                self.precisions[label_of(producer)] = self.config.dtype
                 retargeted += 1
         return retargeted
 
@@ -445,12 +445,7 @@ class _Conversion:
         self.graph.outputs[index] = cast
 
     def _unique_name(self, base: str) -> str:
-        name, suffix = base, 1
-        while name in self._taken_names:
-            name = f"{base}_{suffix}"
-            suffix += 1
-        self._taken_names.add(name)
-        return name
+        return unique_name(self._taken_names, base)
 
 
 _SUFFIXES = {ir.DataType.FLOAT: "fp32", ir.DataType.FLOAT16: "fp16", ir.DataType.BFLOAT16: "bf16"}
@@ -578,19 +573,3 @@ def _element_count(value: ir.Value) -> int:
     tensor = value.const_value if producer is None else _constant_tensor(producer)
     return int(np.prod(tensor.shape.dims)) if tensor is not None else 0
 
-
-def _label(node: ir.Node) -> str:
-    return node.name or (node.outputs[0].name if node.outputs else None) or node.op_type
-
-
-def _all_names(model: ir.Model) -> set[str]:
-    """Every value and node name in the model, so the Casts added get fresh ones."""
-    names: set[str] = set()
-    for graph in model.graphs():
-        names.update(value.name for value in graph.inputs if value.name)
-        names.update(graph.initializers)
-        for node in graph:
-            if node.name:
-                names.add(node.name)
-            names.update(value.name for value in node.outputs if value.name)
-    return names

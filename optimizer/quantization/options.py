@@ -88,6 +88,12 @@ class QuantizationOptions:
     def quantized(self) -> bool:
         return self.precision not in (None, "fp32")
 
+    @property
+    def uses_hwopt_int8_options(self) -> bool:
+        """Whether an option only hwopt's own INT8 passes implement is set (not a runtime's quantizer)."""
+        return (bool(self.exclude) or self.max_accuracy_drop is not None or self.bias_correction
+                or self.smooth_quant is not None)
+
 
 def _is_one_shot(source: Any) -> bool:
     """An iterator that is its own iterable (a generator): it can be read once only."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import onnx_ir as ir
@@ -68,7 +68,11 @@ def quantize_model(
     start = time.perf_counter()
     report = QuantizationReport(precision=options.precision)
     precision = options.precision
-    if options.smooth_quant is not None and precision in ("int8", "int8-dynamic"):
+    smooths = options.smooth_quant is not None and precision in ("int8", "int8-dynamic")
+    if smooths or (precision == "int8" and (ranges is None or options.bias_correction)):
+        # Built once: SmoothQuant, calibration and bias correction each read it.
+        options = replace(options, calibration=_calibration_data(model, options, report))
+    if smooths:
         smooth_for_int8(model, options, threads, report)
     if precision == "int8":
         _static_int8(model, options, runtime, threads, report, ranges)
@@ -117,8 +121,10 @@ def preprocessing(options: QuantizationOptions):
 
 
 def _calibration_data(model: ir.Model, options: QuantizationOptions, report: QuantizationReport):
-    from optimizer.quantization.calibration import calibration_data
+    from optimizer.quantization.calibration import CalibrationData, calibration_data
 
+    if isinstance(options.calibration, CalibrationData):  # already read from its source for this run
+        return options.calibration
     data = calibration_data(options.calibration, input_specs(model), preprocessing=preprocessing(options),
                             limit=options.calibration_samples)
     if data.warning and data.warning not in report.warnings:
@@ -134,8 +140,8 @@ def smooth_for_int8(model: ir.Model, options: QuantizationOptions, threads: int 
     shrink = smooth_activations(model, _calibration_data(model, options, report), alpha=options.smooth_quant,
                                 threads=threads)
     if not shrink:
-        report.warnings.append("SmoothQuant: no LayerNormalization whose readers are all MatMul/Gemm with "
-                               "constant weights; nothing smoothed")
+        report.warnings.append("SmoothQuant: no LayerNormalization read by a MatMul/Gemm with a constant "
+                               "weight; nothing smoothed")
         return
     report.techniques.append(
         f"SmoothQuant (alpha {options.smooth_quant}, {DEFAULT_SAMPLES} samples at most) on {len(shrink)} "

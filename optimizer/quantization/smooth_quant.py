@@ -25,7 +25,7 @@ from optimizer.inputs import Feeds
 from optimizer.ir import is_standard_op
 from optimizer.quantization.calibration import collect_channel_statistics
 from optimizer.quantization.options import DEFAULT_SMOOTH_QUANT_ALPHA
-from optimizer.quantization.static_int8 import label_of
+from optimizer.quantization.selection import label_of
 from optimizer.quantization.weights import add_initializer, constant_array
 
 DEFAULT_ALPHA = DEFAULT_SMOOTH_QUANT_ALPHA
@@ -73,8 +73,7 @@ def smooth_activations(model: ir.Model, data: Iterable[Feeds], *, alpha: float =
             _scale_weight_rows(model.graph, reader, scales)
         if group.others or group.norm.outputs[0].is_graph_output():
             _restore_for_other_readers(model.graph, group, scales)
-        shrink[label] = float(_outlier_ratio(activation_peak)
-                                             / max(_outlier_ratio(activation_peak / scales), 1e-12))
+        shrink[label] = _outlier_ratio(activation_peak) / max(_outlier_ratio(activation_peak / scales), 1e-12)
     return shrink
 
 
@@ -112,10 +111,14 @@ def _is_smoothable_reader(node: ir.Node, channels: int) -> bool:
     return _weight_rows(node, weight).shape[0] == channels
 
 
+def _transposed(node: ir.Node) -> bool:
+    """Whether the weight is stored [outputs, input channels] (Gemm with transB)."""
+    return node.op_type == "Gemm" and bool(node.attributes.get_int("transB", 0))
+
+
 def _weight_rows(node: ir.Node, weight: np.ndarray) -> np.ndarray:
     """The weight as [input channels, outputs]."""
-    transposed = node.op_type == "Gemm" and node.attributes.get_int("transB", 0)
-    return weight.T if transposed else weight
+    return weight.T if _transposed(node) else weight
 
 
 def _input_channel_peak(node: ir.Node) -> np.ndarray:
@@ -152,8 +155,7 @@ def _restore_for_other_readers(graph: ir.Graph, group: _SmoothingGroup, scales: 
 
 def _scale_weight_rows(graph: ir.Graph, node: ir.Node, scales: np.ndarray) -> None:
     weight = constant_array(node.inputs[1])
-    transposed = node.op_type == "Gemm" and node.attributes.get_int("transB", 0)
-    smoothed = weight * (scales[None, :] if transposed else scales[:, None])
+    smoothed = weight * (scales[None, :] if _transposed(node) else scales[:, None])
     node.replace_input_with(1, add_initializer(graph, f"{label_of(node)}_smoothed_weight",
                                                smoothed.astype(np.float32)))
 

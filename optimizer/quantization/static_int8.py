@@ -34,7 +34,7 @@ from optimizer.quantization.schemes import (
     SHARED_SCALE_OPS,
     Int8Scheme,
 )
-from optimizer.quantization.selection import is_excluded
+from optimizer.quantization.selection import is_excluded, label_of
 from optimizer.quantization.weights import (
     add_initializer,
     constant_array,
@@ -106,16 +106,14 @@ MAX_FACTOR_ERROR = 0.02
 
 
 def _constants_fit_one_scale(node: ir.Node, scheme: Int8Scheme) -> bool:
-    """Whether every constant float operand of `node` survives quantization to one activation scale within
-    MAX_FACTOR_ERROR of each element (as _quantize_constant_operands quantizes it)."""
-    info = np.iinfo(scheme.activation_dtype)
+    """Whether every constant float operand of `node` survives quantization to one activation scale (as
+    QuantizeStaticInt8 quantizes it) within MAX_FACTOR_ERROR of each element."""
     for value in node.inputs:
         array = constant_array(value)
         if array is None or array.dtype != np.float32 or array.size <= 1:
             continue
-        scale, zero_point = activation_params(float(array.min()), float(array.max()), scheme.activation_dtype,
-                                              scheme.symmetric_activations)
-        restored = (np.clip(np.rint(array / scale) + int(zero_point), info.min, info.max) - int(zero_point)) * scale
+        quantized, scale, zero_point = quantize_to_one_scale(array, scheme)
+        restored = (quantized.astype(np.float32) - float(zero_point)) * scale
         nonzero = array != 0
         relative = np.abs(restored[nonzero] - array[nonzero]) / np.abs(array[nonzero])
         if relative.size and relative.max() > MAX_FACTOR_ERROR:
@@ -123,9 +121,14 @@ def _constants_fit_one_scale(node: ir.Node, scheme: Int8Scheme) -> bool:
     return True
 
 
-def label_of(node: ir.Node) -> str:
-    """How the precision table names a node: its name, else its first output, else its op type."""
-    return node.name or node.outputs[0].name or node.op_type
+def quantize_to_one_scale(array: np.ndarray, scheme: Int8Scheme) -> tuple[np.ndarray, np.float32, np.integer]:
+    """A constant activation operand (an Add's bias, a Mul's factor) in the scheme's activation type, with the
+    scale and zero point of its own range."""
+    scale, zero_point = activation_params(float(array.min()), float(array.max()), scheme.activation_dtype,
+                                          scheme.symmetric_activations)
+    info = np.iinfo(scheme.activation_dtype)
+    quantized = np.clip(np.rint(array / scale) + int(zero_point), info.min, info.max)
+    return quantized.astype(scheme.activation_dtype), scale, zero_point
 
 
 def plan_static_int8(model: ir.Model, scheme: Int8Scheme = ORT_X86, exclude: Sequence[str] = (),
@@ -405,12 +408,9 @@ class QuantizeStaticInt8(OptimizerPass):
             array = constant_array(value)
             if array is None or array.dtype != np.float32:
                 continue
-            scale, zero_point = activation_params(float(array.min()), float(array.max()), scheme.activation_dtype,
-                                                  scheme.symmetric_activations)
-            info = np.iinfo(scheme.activation_dtype)
-            quantized = np.clip(np.rint(array / scale) + int(zero_point), info.min, info.max)
+            quantized, scale, zero_point = quantize_to_one_scale(array, scheme)
             node.replace_input_with(index, self._dequantized_constant(
-                graph, f"{label_of(node)}_operand{index}", quantized.astype(scheme.activation_dtype),
+                graph, f"{label_of(node)}_operand{index}", quantized,
                 np.asarray(scale, np.float32), np.asarray(zero_point), None, False))
 
     @staticmethod
